@@ -1,0 +1,12 @@
+"""tinygrad_enc: a small reverse-mode autograd engine on numpy, and a
+Transformer encoder built on it part by part.
+
+    from tinygrad_enc import Tensor, no_grad, manual_seed, nn, optim
+    import tinygrad_enc.functional as F
+"""
+from . import functional, nn, optim
+from .gradcheck import gradcheck
+from .tensor import Tensor, is_grad_enabled, manual_seed, no_grad
+
+__all__ = ["Tensor", "no_grad", "manual_seed", "is_grad_enabled", "functional", "nn", "optim",
+           "gradcheck"]

@@ -1,0 +1,133 @@
+"""Functions composed from the primitive ops: what a Transformer is made of.
+
+Each is a few lines over `Tensor` methods, so its gradient comes for free from
+the primitives' backward passes. Shapes follow PyTorch's functional API.
+"""
+import math
+
+import numpy as np
+
+from . import random as _random
+from .ops import LogSoftmax, Softmax
+from .tensor import Tensor, check_mask, normalize_axes, shape_str
+
+
+def softmax(x, axis=-1):
+    """exp(x_i) / sum_j exp(x_j) along `axis`: turns scores into weights that
+    are positive and sum to 1. Stable for any finite logits; a row that is all
+    -inf (everything masked) becomes all zeros, not NaN."""
+    return Softmax.apply(x, axis=normalize_axes("softmax", axis, x.ndim)[0])
+
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x)), computed as x - logsumexp(x) so it never overflows."""
+    return LogSoftmax.apply(x, axis=normalize_axes("log_softmax", axis, x.ndim)[0])
+
+
+def relu(x):
+    return x.relu()
+
+
+def gelu(x, approximate="none"):
+    """x * Phi(x): exact (erf) by default as in PyTorch, or approximate="tanh"."""
+    return x.gelu(approximate)
+
+
+def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
+    """Mean of -sum_c q_c log p_c over the positions whose target is not
+    `ignore_index`, p = softmax(logits) and q the target distribution: one-hot
+    at the target, or with label smoothing (1 - eps) one-hot + eps / C.
+
+    logits: (N, C) or (B, T, C); target: integers of shape (N,) or (B, T).
+    Its gradient with respect to the logits is (p - q) / (number of positions).
+    If every target is ignored the loss is 0 (PyTorch gives NaN).
+    """
+    target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if logits.ndim not in (2, 3):
+        raise ValueError(f"cross_entropy: logits must be (N, C) or (B, T, C), got "
+                         f"{shape_str(logits.shape)}")
+    if not np.issubdtype(target.dtype, np.integer):
+        raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype "
+                        f"{target.dtype}")
+    if target.shape != logits.shape[:-1]:
+        raise ValueError(f"cross_entropy: logits {shape_str(logits.shape)} need target of shape "
+                         f"{shape_str(logits.shape[:-1])}, got {shape_str(target.shape)}")
+    if not 0.0 <= label_smoothing <= 1.0:
+        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
+    classes = logits.shape[-1]
+    target = target.reshape(-1)
+    kept = np.ones(target.shape, dtype=bool) if ignore_index is None else target != ignore_index
+    bad = kept & ((target < 0) | (target >= classes))
+    if bad.any():
+        raise ValueError(f"cross_entropy: target {target[bad][0]} is not a class index in "
+                         f"[0, {classes})")
+    q = np.zeros((target.size, classes), dtype=logits.dtype)
+    q[np.flatnonzero(kept), target[kept]] = 1.0
+    if label_smoothing:
+        q = (1.0 - label_smoothing) * q + kept[:, None] * (label_smoothing / classes)
+    log_p = log_softmax(logits.reshape(-1, classes), axis=-1)
+    return -(log_p * q).sum() * (1.0 / max(int(kept.sum()), 1))
+
+
+def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
+    """Normalize each token's features to mean 0 and variance 1, then scale by
+    `weight` and shift by `bias`: (x - mean) / sqrt(var + eps) * w + b, over
+    the last len(normalized_shape) axes. The variance is the biased one
+    (divide by n), as in the paper and in PyTorch's LayerNorm."""
+    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    if x.shape[x.ndim - len(shape):] != shape or len(shape) > x.ndim:
+        raise ValueError(f"layer_norm: input {shape_str(x.shape)} does not end in the "
+                         f"normalized shape {shape_str(shape)}")
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    centered = x - x.mean(axes, keepdims=True)
+    variance = (centered * centered).mean(axes, keepdims=True)
+    out = centered / (variance + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+def dropout(x, p=0.5, training=True):
+    """Zero each element with probability p and scale the survivors by
+    1 / (1 - p) ("inverted" dropout), so the expected value is unchanged and
+    evaluation needs no rescaling. Identity when not training or p == 0."""
+    if not 0.0 <= p <= 1.0:
+        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
+    if not training or p == 0.0:
+        return x
+    if p == 1.0:
+        return x * 0.0
+    keep = _random.generator().random(x.shape) >= p
+    return x * Tensor(keep.astype(x.dtype) * (1.0 / (1.0 - p)), dtype=x.dtype)
+
+
+def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
+    """Attention: Z = softmax(Q K^T / sqrt(d_k)) V.
+
+    q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v). The score of
+    query i for key j is q_i . k_j / sqrt(d_k) (dividing keeps the scores'
+    spread independent of d_k, so softmax does not saturate); softmax over j
+    turns a row of scores into weights alpha_ij; z_i = sum_j alpha_ij v_j.
+    `mask` is boolean, True = "may not attend", broadcasting to
+    (..., T_q, T_k). A query whose keys are all masked gets zero weights and a
+    zero output, never NaN. `dropout_p` drops attention weights (as PyTorch,
+    whenever it is > 0). Returns (Z, weights), weights before dropout.
+    """
+    if q.ndim < 2 or k.ndim < 2 or v.ndim < 2 or q.shape[-1] != k.shape[-1] \
+            or k.shape[-2] != v.shape[-2]:
+        raise ValueError(f"scaled_dot_product_attention: q {shape_str(q.shape)}, k "
+                         f"{shape_str(k.shape)}, v {shape_str(v.shape)}: need q (..., T_q, d_k), "
+                         "k (..., T_k, d_k), v (..., T_k, d_v)")
+    scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))
+    scores.name = "scores"
+    if mask is not None:
+        mask = check_mask("scaled_dot_product_attention", mask, scores.shape)
+        scores = scores.masked_fill(mask, -np.inf)
+    weights = softmax(scores, axis=-1)
+    weights.name = "attention weights"
+    attended = dropout(weights, dropout_p, training=dropout_p > 0)
+    out = attended @ v
+    out.name = "Z"
+    return out, weights

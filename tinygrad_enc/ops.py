@@ -1,0 +1,402 @@
+"""Every primitive op: its forward and its backward side by side.
+
+Each op is a `Function` with `forward(*arrays) -> array` and
+`backward(grad) -> gradient for each input`. The comment on top of each
+backward is the derivative it implements, with g the gradient of the output.
+A backward may return a gradient in the op's broadcast shape: the graph walk
+in tensor.py sums it back to each input's shape. Everything else (mean, var,
+layer norm, attention, losses) is composed from these in functional.py.
+"""
+import numpy as np
+
+from .special import erf
+from .tensor import Function, shape_str
+
+
+# ----- elementwise, two inputs (numpy broadcasting) ---------------------------
+class _Binary(Function):
+    """Two inputs under numpy broadcasting; a shape clash names the op."""
+
+    @classmethod
+    def apply(cls, a, b):
+        try:
+            return super().apply(a, b)
+        except ValueError:
+            raise ValueError(f"{cls.__name__.lower()}: shapes {shape_str(a.shape)} and "
+                             f"{shape_str(b.shape)} do not broadcast together") from None
+
+
+class Add(_Binary):
+    def forward(self, a, b):
+        return a + b
+
+    def backward(self, g):
+        # d(a+b)/da = 1, d(a+b)/db = 1
+        return g, g
+
+
+class Sub(_Binary):
+    def forward(self, a, b):
+        return a - b
+
+    def backward(self, g):
+        # d(a-b)/da = 1, d(a-b)/db = -1
+        return g, -g if self.needs_grad[1] else None
+
+
+class Mul(_Binary):
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a * b
+
+    def backward(self, g):
+        # d(ab)/da = b, d(ab)/db = a
+        return (g * self.b if self.needs_grad[0] else None,
+                g * self.a if self.needs_grad[1] else None)
+
+
+class Div(_Binary):
+    def forward(self, a, b):
+        self.b = b
+        self.out = a / b
+        return self.out
+
+    def backward(self, g):
+        # d(a/b)/da = 1/b, d(a/b)/db = -a/b^2 = -(a/b)/b
+        g_over_b = g / self.b
+        return g_over_b, -g_over_b * self.out if self.needs_grad[1] else None
+
+
+# ----- elementwise, one input -------------------------------------------------
+class Neg(Function):
+    def forward(self, x):
+        return -x
+
+    def backward(self, g):
+        # d(-x)/dx = -1
+        return -g
+
+
+class Pow(Function):
+    def forward(self, x, exponent):
+        self.x, self.exponent = x, exponent
+        return x ** exponent
+
+    def backward(self, g):
+        # d(x^n)/dx = n x^(n-1)   (0 for n = 0, as in PyTorch)
+        n = self.exponent
+        if n == 0:
+            return np.zeros_like(g)
+        return g * n * self.x ** (n - 1)
+
+
+class Exp(Function):
+    def forward(self, x):
+        self.out = np.exp(x)
+        return self.out
+
+    def backward(self, g):
+        # d(e^x)/dx = e^x
+        return g * self.out
+
+
+class Log(Function):
+    def forward(self, x):
+        self.x = x
+        return np.log(x)
+
+    def backward(self, g):
+        # d(ln x)/dx = 1/x
+        return g / self.x
+
+
+class Sqrt(Function):
+    def forward(self, x):
+        self.out = np.sqrt(x)
+        return self.out
+
+    def backward(self, g):
+        # d(sqrt x)/dx = 1 / (2 sqrt x)
+        return g / (2 * self.out)
+
+
+class Tanh(Function):
+    def forward(self, x):
+        self.out = np.tanh(x)
+        return self.out
+
+    def backward(self, g):
+        # d(tanh x)/dx = 1 - tanh^2 x
+        return g * (1 - self.out * self.out)
+
+
+class Sigmoid(Function):
+    def forward(self, x):
+        # exp of -|x| only, so neither branch overflows
+        e = np.exp(-np.abs(x))
+        self.out = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+        return self.out
+
+    def backward(self, g):
+        # d(sigma x)/dx = sigma (1 - sigma)
+        return g * self.out * (1 - self.out)
+
+
+class ReLU(Function):
+    def forward(self, x):
+        self.positive = x > 0
+        return np.where(self.positive, x, 0).astype(x.dtype, copy=False)
+
+    def backward(self, g):
+        # d relu/dx = 1 where x > 0, else 0 (also at 0, as in PyTorch)
+        return g * self.positive
+
+
+class Abs(Function):
+    def forward(self, x):
+        self.x = x
+        return np.abs(x)
+
+    def backward(self, g):
+        # d|x|/dx = sign(x)   (0 at 0, as in PyTorch)
+        return g * np.sign(self.x)
+
+
+_SQRT_2_OVER_PI = np.sqrt(2 / np.pi)
+
+
+class GELU(Function):
+    """x * Phi(x), Phi the standard normal CDF (exact, via erf), or PyTorch's
+    tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+
+    def forward(self, x, approximate):
+        self.x, self.approximate = x, approximate
+        if approximate == "tanh":
+            self.t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
+            return 0.5 * x * (1 + self.t)
+        self.cdf = 0.5 * (1 + erf(x / np.sqrt(2).astype(x.dtype)))
+        return x * self.cdf
+
+    def backward(self, g):
+        x = self.x
+        if self.approximate == "tanh":
+            # d/dx = 0.5 (1 + t) + 0.5 x (1 - t^2) sqrt(2/pi) (1 + 3 * 0.044715 x^2)
+            t = self.t
+            inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
+            return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner)
+        # d(x Phi(x))/dx = Phi(x) + x phi(x),  phi(x) = exp(-x^2/2) / sqrt(2 pi)
+        pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+        return g * (self.cdf + x * pdf)
+
+
+# ----- matrix product ---------------------------------------------------------
+class MatMul(Function):
+    """a @ b with numpy's rules: batch dimensions broadcast, 1-D operands are a
+    row (left) or a column (right) vector that is dropped from the result."""
+
+    @classmethod
+    def apply(cls, a, b):
+        if a.ndim == 0 or b.ndim == 0:
+            raise ValueError(f"matmul: {shape_str(a.shape)} @ {shape_str(b.shape)}: both "
+                             "operands need at least one dimension (use * for scalars)")
+        k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
+        if k_a != k_b:
+            raise ValueError(f"matmul: {shape_str(a.shape)} @ {shape_str(b.shape)}: inner "
+                             f"sizes {k_a} and {k_b} differ")
+        try:
+            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+        except ValueError:
+            raise ValueError(f"matmul: {shape_str(a.shape)} @ {shape_str(b.shape)}: batch "
+                             f"dimensions {shape_str(a.shape[:-2])} and "
+                             f"{shape_str(b.shape[:-2])} do not broadcast") from None
+        return super().apply(a, b)
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return a @ b
+
+    def backward(self, g):
+        # d(a@b)/da = g @ b^T,  d(a@b)/db = a^T @ g
+        a = self.a if self.a.ndim > 1 else self.a[None, :]  # (..., M, K)
+        b = self.b if self.b.ndim > 1 else self.b[:, None]  # (..., K, N)
+        if self.a.ndim == 1:  # put back the axes the vectors dropped: g is (..., M, N)
+            g = np.expand_dims(g, -2)
+        if self.b.ndim == 1:
+            g = np.expand_dims(g, -1)
+        grad_a = grad_b = None
+        if self.needs_grad[0]:
+            grad_a = g @ np.swapaxes(b, -1, -2)
+            if self.a.ndim == 1:
+                grad_a = grad_a[..., 0, :]
+        if self.needs_grad[1]:
+            if b.ndim == 2:  # one weight shared by all batch rows: a single 2-D product
+                grad_b = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+            else:
+                grad_b = np.swapaxes(a, -1, -2) @ g
+            if self.b.ndim == 1:
+                grad_b = grad_b[..., 0]
+        return grad_a, grad_b
+
+
+# ----- reductions -------------------------------------------------------------
+class Sum(Function):
+    def forward(self, x, axis, keepdims):
+        self.shape, self.axis, self.keepdims = x.shape, axis, keepdims
+        return np.asarray(x.sum(axis=axis, keepdims=keepdims))
+
+    def backward(self, g):
+        # d(sum x)/dx_i = 1: copy g back along the summed axes
+        if not self.keepdims:
+            g = np.expand_dims(g, self.axis)
+        return np.broadcast_to(g, self.shape)
+
+
+class Max(Function):
+    def forward(self, x, axis, keepdims):
+        self.x, self.axis, self.keepdims = x, axis, keepdims
+        self.out = x.max(axis=axis, keepdims=True)
+        return np.asarray(self.out if keepdims else self.out.squeeze(axis))
+
+    def backward(self, g):
+        # d(max x)/dx_i = 1 at the maximum (shared equally among ties), else 0
+        if not self.keepdims:
+            g = np.expand_dims(g, self.axis)
+        winners = self.x == self.out
+        return winners * (g / winners.sum(axis=self.axis, keepdims=True))
+
+
+# ----- shape and movement ------------------------------------------------------
+class Reshape(Function):
+    def forward(self, x, shape):
+        self.shape = x.shape
+        return x.reshape(shape)
+
+    def backward(self, g):
+        # reshape moves no values: reshape g back
+        return g.reshape(self.shape)
+
+
+class Permute(Function):
+    def forward(self, x, axes):
+        self.axes = axes
+        return x.transpose(axes)
+
+    def backward(self, g):
+        # undo the permutation: transpose by its inverse
+        return g.transpose(np.argsort(self.axes))
+
+
+class Expand(Function):
+    def forward(self, x, shape):
+        return np.broadcast_to(x, shape)
+
+    def backward(self, g):
+        # each input value was used at every broadcast copy: the walk sums them
+        return g
+
+
+class GetItem(Function):
+    def forward(self, x, index):
+        self.shape, self.index = x.shape, index
+        try:
+            return np.asarray(x[index])
+        except IndexError as e:
+            raise IndexError(f"getitem: index {index!r} into shape {shape_str(x.shape)}: {e}") from None
+
+    def backward(self, g):
+        # each picked element gets its g; an index picked twice gets the sum
+        grad = np.zeros(self.shape, dtype=g.dtype)
+        if _has_integer_array(self.index):
+            np.add.at(grad, self.index, g)
+        else:  # slices, ints and boolean masks never pick an element twice
+            grad[self.index] = g
+        return grad
+
+
+def _has_integer_array(index):
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(p, (list, np.ndarray)) and np.asarray(p).dtype != np.bool_ for p in parts)
+
+
+class MaskedFill(Function):
+    op_name = "masked_fill"
+
+    def forward(self, x, mask, value):
+        self.mask = mask
+        return np.where(mask, x.dtype.type(value), x)
+
+    def backward(self, g):
+        # filled places are constants: no gradient flows to them
+        return np.where(self.mask, 0, g).astype(g.dtype, copy=False)
+
+
+class Where(Function):
+    def forward(self, a, b, condition):
+        self.condition = condition
+        return np.where(condition, a, b)
+
+    def backward(self, g):
+        # g goes to a where the condition holds, to b elsewhere
+        zero = np.zeros((), dtype=g.dtype)
+        return (np.where(self.condition, g, zero) if self.needs_grad[0] else None,
+                np.where(self.condition, zero, g) if self.needs_grad[1] else None)
+
+
+class Cat(Function):
+    def forward(self, *arrays, axis):
+        self.axis = axis
+        self.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
+        return np.concatenate(arrays, axis=axis)
+
+    def backward(self, g):
+        # each input gets back its own slice of g
+        return tuple(np.split(g, self.bounds, axis=self.axis))
+
+
+# ----- fused: softmax family ---------------------------------------------------
+def _stable_shift(x, axis):
+    """x - max(x): exp of it cannot overflow. A row that is all -inf (every
+    entry masked) is shifted by 0 instead of -inf, so it stays all -inf
+    (exp -> 0) instead of turning into NaN."""
+    top = x.max(axis=axis, keepdims=True)
+    top[~np.isfinite(top)] = 0
+    return x - top
+
+
+class Softmax(Function):
+    """exp(x_i) / sum_j exp(x_j) along `axis`. A row whose entries are all -inf
+    gives all zeros (PyTorch gives NaN there): a query that may attend to no
+    key receives nothing."""
+
+    def forward(self, x, axis):
+        self.axis = axis
+        e = np.exp(_stable_shift(x, axis))
+        total = e.sum(axis=axis, keepdims=True)
+        total[total == 0] = 1
+        e /= total
+        self.out = e
+        return e
+
+    def backward(self, g):
+        # d/dx softmax: s * (g - sum(g * s))
+        s = self.out
+        return s * (g - (g * s).sum(axis=self.axis, keepdims=True))
+
+
+class LogSoftmax(Function):
+    """x_i - log sum_j exp(x_j) along `axis`, computed from the shifted x so it
+    stays finite for logits of +-1e4."""
+    op_name = "log_softmax"
+
+    def forward(self, x, axis):
+        self.axis = axis
+        shifted = _stable_shift(x, axis)
+        total = np.exp(shifted).sum(axis=axis, keepdims=True)
+        total[total == 0] = 1
+        out = shifted - np.log(total)
+        self.softmax = np.exp(out)
+        return out
+
+    def backward(self, g):
+        # d/dx log_softmax: g - softmax * sum(g)
+        return g - self.softmax * g.sum(axis=self.axis, keepdims=True)
