@@ -1,0 +1,100 @@
+"""Multi-head attention, as in "The Illustrated Transformer".
+
+Each token's vector x is projected three ways: a query q = x W^Q (what this
+token is looking for), a key k = x W^K (the label it can be found by) and a
+value v = x W^V (the content it hands over). The score of token i for token j
+is q_i . k_j / sqrt(d_k); softmax over j turns the scores into weights
+alpha_ij; token i's output is z_i = sum_j alpha_ij v_j.
+
+With h heads, d_model is cut into h slices of d_k = d_model / h, each head
+attends on its own, and the h outputs are concatenated back to d_model and
+mixed by W^O (`out_proj`).
+"""
+import numpy as np
+
+from .. import functional as F
+from ..tensor import check_mask, shape_str
+from .layers import Linear
+from .module import Module
+
+
+class MultiHeadAttention(Module):
+    """Multi-head scaled dot-product attention.
+
+    forward(query, key=None, value=None, mask=None, key_padding_mask=None):
+    query (B, T_q, d_model); key and value (B, T_k, d_model), default: the
+    query (self-attention). `mask` is boolean, True = may not attend, and
+    broadcasts to (B, H, T_q, T_k): (T_q, T_k) for one mask for all, e.g.
+    nn.causal_mask(T). (A 3-D mask reads as (H, T_q, T_k), not PyTorch's
+    (B*H, T_q, T_k).) `key_padding_mask` (B, T_k) is True at padding keys.
+    Returns (B, T_q, d_model); `attn_weights` (B, H, T_q, T_k) holds the last
+    call's attention weights as a read-only ndarray.
+    """
+
+    def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
+        super().__init__()
+        if d_model % n_heads:
+            raise ValueError(f"MultiHeadAttention: d_model {d_model} is not divisible by "
+                             f"n_heads {n_heads}")
+        self.d_model, self.n_heads, self.d_k, self.dropout = d_model, n_heads, d_model // n_heads, dropout
+        self.q_proj = Linear(d_model, d_model, bias)    # W^Q
+        self.k_proj = Linear(d_model, d_model, bias)    # W^K
+        self.v_proj = Linear(d_model, d_model, bias)    # W^V
+        self.out_proj = Linear(d_model, d_model, bias)  # W^O
+        self.attn_weights = None
+
+    def forward(self, query, key=None, value=None, mask=None, key_padding_mask=None):
+        key = query if key is None else key
+        value = key if value is None else value
+        self._check_inputs(query, key, value)
+        B, T_q, T_k, H = query.shape[0], query.shape[1], key.shape[1], self.n_heads
+
+        q = self.q_proj(query)
+        k = self.k_proj(key)
+        v = self.v_proj(value)
+        q.name, k.name, v.name = "Q", "K", "V"
+        # split d_model into H heads of d_k: (B, T, d_model) -> (B, H, T, d_k)
+        q = q.reshape(B, T_q, H, self.d_k).transpose(1, 2)
+        k = k.reshape(B, T_k, H, self.d_k).transpose(1, 2)
+        v = v.reshape(B, T_k, H, self.d_k).transpose(1, 2)
+
+        blocked = self._combine_masks(mask, key_padding_mask, (B, H, T_q, T_k))
+        dropout_p = self.dropout if self.training else 0.0
+        z, weights = F.scaled_dot_product_attention(q, k, v, blocked, dropout_p)  # z: (B, H, T_q, d_k)
+        self.attn_weights = weights.data.view()
+        self.attn_weights.flags.writeable = False
+
+        # concatenate the heads: (B, H, T_q, d_k) -> (B, T_q, H * d_k = d_model)
+        concat = z.transpose(1, 2).reshape(B, T_q, self.d_model)
+        concat.name = "concat"
+        return self.out_proj(concat)
+
+    def _check_inputs(self, query, key, value):
+        shapes = f"query {shape_str(query.shape)}, key {shape_str(key.shape)}, " \
+                 f"value {shape_str(value.shape)}"
+        for t in (query, key, value):
+            if t.ndim != 3 or t.shape[-1] != self.d_model:
+                raise ValueError(f"MultiHeadAttention: {shapes}: each must be "
+                                 f"(B, T, d_model={self.d_model})")
+        if not query.shape[0] == key.shape[0] == value.shape[0] or key.shape[1] != value.shape[1]:
+            raise ValueError(f"MultiHeadAttention: {shapes}: batch sizes must agree and key and "
+                             "value need the same length")
+
+    @staticmethod
+    def _combine_masks(mask, key_padding_mask, scores_shape):
+        """One boolean mask (True = blocked) that broadcasts to (B, H, T_q, T_k)."""
+        blocked = None
+        if mask is not None:
+            blocked = check_mask("MultiHeadAttention", mask, scores_shape)
+        if key_padding_mask is not None:
+            B, _, _, T_k = scores_shape
+            padding = check_mask("MultiHeadAttention", key_padding_mask, None)
+            if padding.shape != (B, T_k):
+                raise ValueError(f"MultiHeadAttention: key_padding_mask must be (B, T_k) = "
+                                 f"{shape_str((B, T_k))}, got {shape_str(padding.shape)}")
+            padding = padding[:, None, None, :]
+            blocked = padding if blocked is None else np.logical_or(blocked, padding)
+        return blocked
+
+    def extra_repr(self):
+        return f"d_model={self.d_model}, n_heads={self.n_heads}, d_k={self.d_k}, dropout={self.dropout}"

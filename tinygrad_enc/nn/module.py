@@ -1,0 +1,249 @@
+"""Module, Parameter and ModuleList: how layers hold their weights.
+
+A Module finds its parameters and sub-modules by looking at its own
+attributes, so `self.q_proj = Linear(d, d)` is all it takes to register one.
+Names are dotted paths from the root, as in PyTorch: `layers.0.self_attn.q_proj.weight`.
+
+While a module's forward runs, every op it makes records that module's path
+(a `Scope`), which is how the graph drawing groups ops into boxes per module.
+"""
+from collections import namedtuple
+
+import numpy as np
+
+from ..tensor import Scope, Tensor, current_scope, set_scope, shape_str
+
+
+class Parameter(Tensor):
+    """A Tensor that requires grad and that a Module registers as a weight.
+    A floating ndarray keeps its dtype; anything else becomes float32."""
+
+    def __init__(self, data, dtype=None):
+        if dtype is None and isinstance(data, np.ndarray) and np.issubdtype(data.dtype, np.floating):
+            dtype = data.dtype
+        super().__init__(data, requires_grad=True, dtype=dtype)
+
+    def __repr__(self):
+        return f"Parameter(shape={shape_str(self.shape)}, dtype={self.dtype})"
+
+
+class StateDictError(ValueError, RuntimeError):
+    """A state dict that does not fit the module. It is a ValueError, and a
+    RuntimeError too, which is what PyTorch raises for the same mistake."""
+
+
+IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+# Modules whose forward is running, innermost last, each with the Scope it opened.
+_running = []
+
+
+class Module:
+    """Base class of every layer. Subclasses set attributes in __init__ (after
+    calling super().__init__()) and define forward(); call the module itself."""
+
+    def __init__(self):
+        self.training = True
+        self._buffers = {}
+        self._non_persistent = set()
+
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        parent = _running[-1] if _running else None
+        if parent is None:
+            path = ""
+        else:
+            name = _child_name(parent[0], self)
+            path = f"{parent[1].path}.{name}" if parent[1].path else name
+        scope = Scope(path, type(self).__name__, id(self), current_scope())
+        previous = set_scope(scope)
+        _running.append((self, scope))
+        try:
+            return self.forward(*args, **kwargs)
+        finally:
+            _running.pop()
+            set_scope(previous)
+
+    # ----- finding parameters and modules ----------------------------------
+    def named_children(self):
+        for name, value in vars(self).items():
+            if isinstance(value, Module):
+                yield name, value
+
+    def children(self):
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self, prefix=""):
+        """(dotted path, module) for this module ("") and every descendant."""
+        stack, seen = [(prefix, self)], set()
+        while stack:
+            path, module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
+            yield path, module
+            kids = [(f"{path}.{name}" if path else name, child)
+                    for name, child in module.named_children()]
+            stack.extend(reversed(kids))
+
+    def modules(self):
+        for _, module in self.named_modules():
+            yield module
+
+    def named_parameters(self):
+        """(dotted path, Parameter) for every parameter, each once."""
+        seen = set()
+        for path, module in self.named_modules():
+            for name, value in vars(module).items():
+                if isinstance(value, Parameter) and id(value) not in seen:
+                    seen.add(id(value))
+                    yield (f"{path}.{name}" if path else name), value
+
+    def parameters(self):
+        return [p for _, p in self.named_parameters()]
+
+    def num_parameters(self):
+        return sum(p.size for p in self.parameters())
+
+    def register_buffer(self, name, array, persistent=True):
+        """A constant array kept with the module (moved by `to`), in the state
+        dict unless persistent=False."""
+        self._buffers[name] = array
+        if not persistent:
+            self._non_persistent.add(name)
+        setattr(self, name, array)
+
+    def named_buffers(self):
+        for path, module in self.named_modules():
+            for name in module._buffers:
+                yield (f"{path}.{name}" if path else name), module, name
+
+    # ----- modes and gradients ---------------------------------------------
+    def train(self, mode=True):
+        for module in self.modules():
+            module.training = mode
+        return self
+
+    def eval(self):
+        return self.train(False)
+
+    def zero_grad(self):
+        for p in self.parameters():
+            p.grad = None
+
+    def to(self, dtype):
+        """Cast every parameter and buffer to `dtype` in place (gradients are
+        dropped). Returns self."""
+        dtype = np.dtype(dtype)
+        for p in self.parameters():
+            p.data = p.data.astype(dtype)
+            p.grad = None
+        for _, module, name in self.named_buffers():
+            module.register_buffer(name, module._buffers[name].astype(dtype),
+                                   persistent=name not in module._non_persistent)
+        return self
+
+    # ----- state dicts -------------------------------------------------------
+    def state_dict(self):
+        """name -> a copy of each parameter's (and persistent buffer's) array."""
+        state = {name: p.data.copy() for name, p in self.named_parameters()}
+        for name, module, key in self.named_buffers():
+            if key not in module._non_persistent:
+                state[name] = module._buffers[key].copy()
+        return state
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays into the parameters in place (cast to their dtype).
+
+        Every mis-shaped key, and with strict=True every missing or unexpected
+        key, is named in one StateDictError. Returns (missing_keys,
+        unexpected_keys), as PyTorch does."""
+        own = dict(self.named_parameters())
+        buffers = {name: (module, key) for name, module, key in self.named_buffers()
+                   if key not in module._non_persistent}
+        expected = set(own) | set(buffers)
+        missing = sorted(expected - set(state_dict))
+        unexpected = sorted(set(state_dict) - expected)
+        misshaped = []
+        for name in sorted(expected & set(state_dict)):
+            have = own[name].shape if name in own else buffers[name][0]._buffers[buffers[name][1]].shape
+            got = np.shape(state_dict[name])
+            if tuple(got) != tuple(have):
+                misshaped.append(f"{name}: checkpoint {shape_str(got)}, model {shape_str(have)}")
+        problems = [f"mis-shaped: {m}" for m in misshaped]
+        if strict:
+            problems += [f"missing: {k}" for k in missing] + [f"unexpected: {k}" for k in unexpected]
+        if problems:
+            raise StateDictError(f"load_state_dict into {type(self).__name__}: "
+                                 + "; ".join(problems))
+        for name in expected & set(state_dict):
+            value = np.asarray(getattr(state_dict[name], "data", state_dict[name]))
+            if name in own:
+                own[name].data[...] = value
+            else:
+                module, key = buffers[name]
+                module.register_buffer(key, value.astype(module._buffers[key].dtype))
+        return IncompatibleKeys(missing, unexpected)
+
+    # ----- printing ----------------------------------------------------------
+    def extra_repr(self):
+        return ""
+
+    def __repr__(self):
+        lines = [f"({name}): " + repr(child).replace("\n", "\n  ")
+                 for name, child in self.named_children()]
+        head = f"{type(self).__name__}({self.extra_repr()}"
+        return head + ("\n  " + "\n  ".join(lines) + "\n)" if lines else ")")
+
+
+def _child_name(parent, child):
+    """The attribute path under which `parent` holds `child` (`self_attn`,
+    `layers.0`); the class name if parent does not hold it."""
+    for name, module in parent.named_children():
+        if module is child:
+            return name
+    for name, module in parent.named_modules():
+        if module is child:
+            return name
+    return type(child).__name__
+
+
+class ModuleList(Module):
+    """A list of modules, each registered under its index ("0", "1", ...)."""
+
+    def __init__(self, modules=()):
+        super().__init__()
+        self._length = 0
+        for module in modules:
+            self.append(module)
+
+    def append(self, module):
+        if not isinstance(module, Module):
+            raise TypeError(f"ModuleList: can only hold Modules, got {type(module).__name__}")
+        setattr(self, str(self._length), module)
+        self._length += 1
+        return self
+
+    def extend(self, modules):
+        for module in modules:
+            self.append(module)
+        return self
+
+    def __len__(self):
+        return self._length
+
+    def __iter__(self):
+        return (getattr(self, str(i)) for i in range(self._length))
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return ModuleList(list(self)[index])
+        if not -self._length <= index < self._length:
+            raise IndexError(f"ModuleList: index {index} out of range for {self._length} modules")
+        return getattr(self, str(index % self._length))
+
+    def forward(self, *args, **kwargs):
+        raise TypeError("ModuleList is a container: call its modules, not the list")

@@ -1,0 +1,68 @@
+"""Positional encodings: how a model that sees a *set* of tokens learns their order.
+
+Attention and the feed-forward network treat tokens alike wherever they sit:
+permute the input tokens and the outputs permute the same way. Adding a
+vector that depends on the position breaks that symmetry.
+"""
+import numpy as np
+
+from .. import random as _random
+from ..tensor import shape_str
+from .module import Module, Parameter
+
+
+def _check_length(name, x, max_len):
+    if x.ndim < 2 or x.shape[-2] > max_len:
+        raise ValueError(f"{name}: input {shape_str(x.shape)} must be (..., T, d_model) with "
+                         f"T <= max_len = {max_len}")
+
+
+class SinusoidalPositionalEncoding(Module):
+    """The paper's fixed encoding, added to the input (B, T, d_model):
+
+        pe[pos, 2i]   = sin(pos / 10000^(2i / d_model))
+        pe[pos, 2i+1] = cos(pos / 10000^(2i / d_model))
+
+    Each pair of dimensions is a clock turning at its own speed, so every
+    position gets a distinct pattern and pe[pos + k] is a fixed rotation of
+    pe[pos]. For d_model = 4, position 1 is [0.8415, 0.5403, 0.0100, 1.0000].
+    `pe` (max_len, d_model) is a buffer, not a parameter, and not saved.
+    """
+
+    def __init__(self, d_model, max_len=5000):
+        super().__init__()
+        self.d_model, self.max_len = d_model, max_len
+        position = np.arange(max_len, dtype=np.float64)[:, None]
+        frequency = 10000.0 ** (-np.arange(0, d_model, 2, dtype=np.float64) / d_model)
+        pe = np.zeros((max_len, d_model))
+        pe[:, 0::2] = np.sin(position * frequency)
+        pe[:, 1::2] = np.cos(position * frequency[: d_model // 2])
+        self.register_buffer("pe", pe.astype(np.float32), persistent=False)
+
+    def forward(self, x):
+        _check_length("SinusoidalPositionalEncoding", x, self.max_len)
+        if x.shape[-1] != self.d_model:
+            raise ValueError(f"SinusoidalPositionalEncoding: input {shape_str(x.shape)} must end "
+                             f"in d_model = {self.d_model}")
+        return x + self.pe[: x.shape[-2]]
+
+    def extra_repr(self):
+        return f"d_model={self.d_model}, max_len={self.max_len}"
+
+
+class LearnedPositionalEmbedding(Module):
+    """One learned vector per position, `weight` (max_len, d_model), added to
+    the input (B, T, d_model). Initialised N(0, 1) like an Embedding."""
+
+    def __init__(self, max_len, d_model):
+        super().__init__()
+        self.max_len, self.d_model = max_len, d_model
+        self.weight = Parameter(
+            _random.generator().standard_normal((max_len, d_model)).astype(np.float32))
+
+    def forward(self, x):
+        _check_length("LearnedPositionalEmbedding", x, self.max_len)
+        return x + self.weight[: x.shape[-2]]
+
+    def extra_repr(self):
+        return f"max_len={self.max_len}, d_model={self.d_model}"

@@ -1,0 +1,98 @@
+"""The encoder: layers of self-attention and a feed-forward network, each
+wrapped in a residual connection and layer norm, stacked N times."""
+from .attention import MultiHeadAttention
+from .layers import Dropout, LayerNorm, Linear
+from .module import Module, ModuleList
+
+_ACTIVATIONS = ("relu", "gelu")
+
+
+class FeedForward(Module):
+    """The same two-layer MLP applied to every token on its own:
+    linear2(dropout(activation(linear1(x)))), d_model -> d_ff -> d_model.
+    Tokens do not talk to each other here; only attention mixes them."""
+
+    def __init__(self, d_model, d_ff, dropout=0.0, activation="relu"):
+        super().__init__()
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"FeedForward: activation must be one of {_ACTIVATIONS}, "
+                             f"got {activation!r}")
+        self.activation = activation
+        self.linear1 = Linear(d_model, d_ff)
+        self.dropout = Dropout(dropout)
+        self.linear2 = Linear(d_ff, d_model)
+
+    def forward(self, x):
+        hidden = self.linear1(x)
+        hidden = hidden.relu() if self.activation == "relu" else hidden.gelu()
+        return self.linear2(self.dropout(hidden))
+
+    def extra_repr(self):
+        return f"activation={self.activation!r}"
+
+
+class TransformerEncoderLayer(Module):
+    """One encoder layer: self-attention, then the feed-forward network, each
+    inside a residual connection with layer norm.
+
+    post-LN (norm_first=False, the paper):  x = norm1(x + attn(x)); x = norm2(x + ffn(x))
+    pre-LN  (norm_first=True):              x = x + attn(norm1(x)); x = x + ffn(norm2(x))
+
+    The residual `x + sublayer(x)` lets the gradient reach earlier layers
+    directly; dropout is applied to each sub-layer's output before the add.
+    Input and output: (B, T, d_model).
+    """
+
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.1, activation="relu", norm_first=False):
+        super().__init__()
+        self.norm_first = norm_first
+        self.self_attn = MultiHeadAttention(d_model, n_heads, dropout)
+        self.ffn = FeedForward(d_model, d_ff, dropout, activation)
+        self.norm1 = LayerNorm(d_model)
+        self.norm2 = LayerNorm(d_model)
+        self.dropout1 = Dropout(dropout)
+        self.dropout2 = Dropout(dropout)
+
+    def forward(self, x, mask=None, key_padding_mask=None):
+        def attend(h):
+            return self.dropout1(self.self_attn(h, mask=mask, key_padding_mask=key_padding_mask))
+
+        def feed_forward(h):
+            return self.dropout2(self.ffn(h))
+
+        if self.norm_first:
+            x = _residual(x, attend(self.norm1(x)))
+            return _residual(x, feed_forward(self.norm2(x)))
+        x = self.norm1(_residual(x, attend(x)))
+        return self.norm2(_residual(x, feed_forward(x)))
+
+    def extra_repr(self):
+        return f"norm_first={self.norm_first}"
+
+
+def _residual(x, sublayer_out):
+    """x + sublayer(x), tagged so the graph drawing shows the skip edge."""
+    out = x + sublayer_out
+    out.name = "residual"
+    return out
+
+
+class TransformerEncoder(Module):
+    """A stack of `num_layers` encoder layers of the same structure, each with
+    its own weights (initialised independently), then an optional final
+    LayerNorm (`final_norm`, usual with pre-LN). Input (B, T, d_model)."""
+
+    def __init__(self, num_layers, d_model, n_heads, d_ff, dropout=0.1, activation="relu",
+                 norm_first=False, final_norm=False):
+        super().__init__()
+        self.layers = ModuleList(
+            TransformerEncoderLayer(d_model, n_heads, d_ff, dropout, activation, norm_first)
+            for _ in range(num_layers))
+        self.norm = LayerNorm(d_model) if final_norm else None
+
+    def forward(self, x, mask=None, key_padding_mask=None):
+        for layer in self.layers:
+            x = layer(x, mask=mask, key_padding_mask=key_padding_mask)
+        return self.norm(x) if self.norm is not None else x
+
+
