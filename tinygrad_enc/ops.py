@@ -219,10 +219,12 @@ class MatMul(Function):
         # d(a@b)/da = g @ b^T,  d(a@b)/db = a^T @ g
         a = self.a if self.a.ndim > 1 else self.a[None, :]  # (..., M, K)
         b = self.b if self.b.ndim > 1 else self.b[:, None]  # (..., K, N)
-        if self.a.ndim == 1:  # put back the axes the vectors dropped: g is (..., M, N)
-            g = np.expand_dims(g, -2)
+        # put back the axes the vectors dropped: g is (..., M, N). N first, so
+        # that vector @ vector (g of shape ()) becomes (1,) and then (1, 1)
         if self.b.ndim == 1:
             g = np.expand_dims(g, -1)
+        if self.a.ndim == 1:
+            g = np.expand_dims(g, -2)
         grad_a = grad_b = None
         if self.needs_grad[0]:
             grad_a = g @ np.swapaxes(b, -1, -2)
