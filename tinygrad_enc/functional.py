@@ -16,12 +16,12 @@ def softmax(x, axis=-1):
     """exp(x_i) / sum_j exp(x_j) along `axis`: turns scores into weights that
     are positive and sum to 1. Stable for any finite logits; a row that is all
     -inf (everything masked) becomes all zeros, not NaN."""
-    return Softmax.apply(x, axis=normalize_axes("softmax", axis, x.ndim)[0])
+    return Softmax.apply(x, axis=normalize_axes("softmax", axis, x.ndim))
 
 
 def log_softmax(x, axis=-1):
     """log(softmax(x)), computed as x - logsumexp(x) so it never overflows."""
-    return LogSoftmax.apply(x, axis=normalize_axes("log_softmax", axis, x.ndim)[0])
+    return LogSoftmax.apply(x, axis=normalize_axes("log_softmax", axis, x.ndim))
 
 
 def relu(x):

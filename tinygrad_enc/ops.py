@@ -361,8 +361,7 @@ def _stable_shift(x, axis):
     entry masked) is shifted by 0 instead of -inf, so it stays all -inf
     (exp -> 0) instead of turning into NaN."""
     top = x.max(axis=axis, keepdims=True)
-    top[~np.isfinite(top)] = 0
-    return x - top
+    return x - np.where(np.isfinite(top), top, 0)
 
 
 class Softmax(Function):
@@ -374,8 +373,7 @@ class Softmax(Function):
         self.axis = axis
         e = np.exp(_stable_shift(x, axis))
         total = e.sum(axis=axis, keepdims=True)
-        total[total == 0] = 1
-        e /= total
+        e /= np.where(total == 0, 1, total)
         self.out = e
         return e
 
@@ -394,8 +392,7 @@ class LogSoftmax(Function):
         self.axis = axis
         shifted = _stable_shift(x, axis)
         total = np.exp(shifted).sum(axis=axis, keepdims=True)
-        total[total == 0] = 1
-        out = shifted - np.log(total)
+        out = shifted - np.log(np.where(total == 0, 1, total))
         self.softmax = np.exp(out)
         return out
 

@@ -339,9 +339,11 @@ class Tensor:
 
     def transpose(self, a=-2, b=-1):
         """Swap axes a and b (default: the last two, as for K^T)."""
-        a, b = normalize_axes("transpose", (a, b), self.ndim, allow_repeat=True)
+        pair = normalize_axes("transpose", (a, b), self.ndim, allow_repeat=True)
         axes = list(range(self.ndim))
-        axes[a], axes[b] = axes[b], axes[a]
+        if pair:  # a 0-d tensor has nothing to swap
+            a, b = pair
+            axes[a], axes[b] = axes[b], axes[a]
         return ops.Permute.apply(self, axes=tuple(axes))
 
     @property
@@ -378,6 +380,8 @@ class Tensor:
     def split(self, size, axis=0):
         """Cut along `axis` into pieces of `size` (the last may be shorter), or
         into pieces of the sizes in a list, as torch.split does."""
+        if self.ndim == 0:
+            raise ValueError("split: a 0-d tensor has no axis to split")
         axis = normalize_axes("split", axis, self.ndim)[0]
         length = self.shape[axis]
         if isinstance(size, (list, tuple)):
@@ -400,6 +404,8 @@ class Tensor:
         if not tensors:
             raise ValueError("cat: needs at least one tensor")
         first = tensors[0]
+        if first.ndim == 0:
+            raise ValueError("cat: 0-d tensors have no axis to join along; use Tensor.stack")
         axis = normalize_axes("cat", axis, first.ndim)[0]
         for t in tensors[1:]:
             if t.ndim != first.ndim or any(
@@ -502,7 +508,8 @@ def _topological_order(root):
 # ----- argument checking shared by the methods above -------------------------
 def normalize_axes(op, axis, ndim, allow_repeat=False):
     """axis None | int | tuple -> sorted tuple of non-negative axes, or a clear
-    ValueError naming the op."""
+    ValueError naming the op. As in PyTorch, a 0-d tensor accepts axis 0 or -1
+    (there is nothing to reduce over, so they give no axes)."""
     if axis is None:
         return tuple(range(ndim))
     axes = (axis,) if isinstance(axis, (int, np.integer)) else tuple(axis)
@@ -510,10 +517,11 @@ def normalize_axes(op, axis, ndim, allow_repeat=False):
     for a in axes:
         if not isinstance(a, (int, np.integer)):
             raise TypeError(f"{op}: axis must be an int or a tuple of ints, got {axis!r}")
-        if not -ndim <= a < max(ndim, 1):
+        if not -max(ndim, 1) <= a < max(ndim, 1):
             raise ValueError(f"{op}: axis {a} is out of range for a tensor with {ndim} "
                              f"dimension{'s' if ndim != 1 else ''}")
-        out.append(int(a) % max(ndim, 1))
+        if ndim:
+            out.append(int(a) % ndim)
     if not allow_repeat:
         if len(set(out)) != len(out):
             raise ValueError(f"{op}: axis {axis!r} repeats an axis")
