@@ -331,11 +331,12 @@ class Tensor:
     view = reshape
 
     def permute(self, *axes):
-        axes = _shape_arg(axes)
-        if len(axes) != self.ndim or sorted(a % max(self.ndim, 1) for a in axes) != list(range(self.ndim)):
-            raise ValueError(f"permute: axes {tuple(axes)} are not a permutation of the "
+        given = _shape_arg(axes)
+        axes = normalize_axes("permute", given, self.ndim, allow_repeat=True)
+        if sorted(axes) != list(range(self.ndim)):
+            raise ValueError(f"permute: axes {given} are not a permutation of the "
                              f"{self.ndim} axes of shape {shape_str(self.shape)}")
-        return ops.Permute.apply(self, axes=tuple(a % self.ndim for a in axes))
+        return ops.Permute.apply(self, axes=axes)
 
     def transpose(self, a=-2, b=-1):
         """Swap axes a and b (default: the last two, as for K^T)."""
