@@ -7,6 +7,8 @@ A backward may return a gradient in the op's broadcast shape: the graph walk
 in tensor.py sums it back to each input's shape. Everything else (mean, var,
 layer norm, attention, losses) is composed from these in functional.py.
 """
+import math
+
 import numpy as np
 
 from .special import erf
@@ -162,7 +164,11 @@ class Abs(Function):
         return g * np.sign(self.x)
 
 
-_SQRT_2_OVER_PI = np.sqrt(2 / np.pi)
+# Python floats, not numpy float64 scalars: under numpy's promotion rules a
+# float64 scalar would turn float32 arrays into float64 ones
+_SQRT_2_OVER_PI = math.sqrt(2 / math.pi)
+_SQRT_2 = math.sqrt(2)
+_SQRT_2PI = math.sqrt(2 * math.pi)
 
 
 class GELU(Function):
@@ -174,7 +180,7 @@ class GELU(Function):
         if approximate == "tanh":
             self.t = np.tanh(_SQRT_2_OVER_PI * (x + 0.044715 * x ** 3))
             return 0.5 * x * (1 + self.t)
-        self.cdf = 0.5 * (1 + erf(x / np.sqrt(2).astype(x.dtype)))
+        self.cdf = 0.5 * (1 + erf(x / _SQRT_2))
         return x * self.cdf
 
     def backward(self, g):
@@ -185,7 +191,7 @@ class GELU(Function):
             inner = _SQRT_2_OVER_PI * (1 + 3 * 0.044715 * x * x)
             return g * (0.5 * (1 + t) + 0.5 * x * (1 - t * t) * inner)
         # d(x Phi(x))/dx = Phi(x) + x phi(x),  phi(x) = exp(-x^2/2) / sqrt(2 pi)
-        pdf = np.exp(-0.5 * x * x) / np.sqrt(2 * np.pi)
+        pdf = np.exp(-0.5 * x * x) / _SQRT_2PI
         return g * (self.cdf + x * pdf)
 
 
@@ -264,7 +270,8 @@ class Max(Function):
         if not self.keepdims:
             g = np.expand_dims(g, self.axis)
         winners = self.x == self.out
-        return winners * (g / winners.sum(axis=self.axis, keepdims=True))
+        ties = winners.sum(axis=self.axis, keepdims=True).astype(g.dtype)  # int would make g float64
+        return winners * (g / ties)
 
 
 # ----- shape and movement ------------------------------------------------------
