@@ -279,7 +279,7 @@ class Tensor:
     # comparisons: plain boolean tensors, no graph
     def _compare(self, other, fn):
         other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(fn(self.data, other))
+        return Tensor._wrap(np.asarray(fn(self.data, other)))  # 0-d: numpy gives a scalar
 
     def __eq__(self, other): return self._compare(other, np.equal)
     def __ne__(self, other): return self._compare(other, np.not_equal)
