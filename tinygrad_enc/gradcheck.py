@@ -59,9 +59,10 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
             t.data[index] = original
             numeric[index] = (above - below) / (2 * eps)
         excess = np.abs(grad - numeric) - (atol + rtol * np.abs(numeric))
-        if excess.size and (excess.max() > 0 or not np.all(np.isfinite(grad))):
-            worst = np.unravel_index(np.nanargmax(np.where(np.isfinite(excess), excess, np.inf)),
-                                     t.shape) if t.ndim else ()
+        # a NaN anywhere (in either gradient) fails too: NaN > 0 alone is False
+        if excess.size and (not np.all(np.isfinite(excess)) or excess.max() > 0):
+            flat = np.argmax(np.where(np.isfinite(excess), excess, np.inf))
+            worst = tuple(int(k) for k in np.unravel_index(flat, t.shape))
             raise GradcheckError(
                 f"gradcheck: input {i} of shape {shape_str(t.shape)}, element {worst}: analytic "
                 f"{grad[worst]:.8g} vs numeric {numeric[worst]:.8g} (|diff| "
