@@ -233,15 +233,15 @@ class Tensor:
     # ----- constructors -----------------------------------------------------
     @staticmethod
     def zeros(*shape, dtype=np.float32, requires_grad=False):
-        return Tensor(np.zeros(shape, dtype=dtype), requires_grad=requires_grad)
+        return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
 
     @staticmethod
     def ones(*shape, dtype=np.float32, requires_grad=False):
-        return Tensor(np.ones(shape, dtype=dtype), requires_grad=requires_grad)
+        return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
 
     @staticmethod
     def randn(*shape, dtype=np.float32, requires_grad=False):
-        data = _random.generator().standard_normal(shape).astype(dtype)
+        data = _random.generator().standard_normal(_shape_arg(shape)).astype(dtype)
         return Tensor(data, requires_grad=requires_grad)
 
     # ----- arithmetic (numpy broadcasting) ----------------------------------
