@@ -233,16 +233,16 @@ class Tensor:
     # ----- constructors -----------------------------------------------------
     @staticmethod
     def zeros(*shape, dtype=np.float32, requires_grad=False):
-        return Tensor(np.zeros(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+        return Tensor(np.zeros(_shape_arg(shape)), requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
     def ones(*shape, dtype=np.float32, requires_grad=False):
-        return Tensor(np.ones(_shape_arg(shape), dtype=dtype), requires_grad=requires_grad)
+        return Tensor(np.ones(_shape_arg(shape)), requires_grad=requires_grad, dtype=dtype)
 
     @staticmethod
     def randn(*shape, dtype=np.float32, requires_grad=False):
-        data = _random.generator().standard_normal(_shape_arg(shape)).astype(dtype)
-        return Tensor(data, requires_grad=requires_grad)
+        data = _random.generator().standard_normal(_shape_arg(shape))
+        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
     # ----- arithmetic (numpy broadcasting) ----------------------------------
     def _operand(self, other):
