@@ -149,15 +149,15 @@ class Tensor:
     def __init__(self, data, requires_grad=False, dtype=None):
         if isinstance(data, Tensor):
             data = data.data
-        if dtype is not None:
-            array = np.array(data, dtype=dtype)
-        else:
-            array = np.array(data)
-            if _float_dtype(array.dtype) and array.dtype != np.float32:
-                array = array.astype(np.float32)
-        if array.dtype == object:
+        try:  # numpy 2 raises ValueError on ragged lists instead of making objects
+            array = np.array(data) if dtype is None else np.array(data, dtype=dtype)
+        except (ValueError, TypeError):
+            array = None
+        if array is None or array.dtype.kind not in "biuf":
             raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} "
                             "(ragged lists or non-numbers)")
+        if dtype is None and _float_dtype(array.dtype) and array.dtype != np.float32:
+            array = array.astype(np.float32)
         if requires_grad and not _float_dtype(array.dtype):
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype "
                             f"{array.dtype} (integer tensors hold indices, boolean ones masks)")
