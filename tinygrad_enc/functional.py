@@ -123,7 +123,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))
     scores.name = "scores"
     if mask is not None:
-        mask = check_mask("scaled_dot_product_attention", mask, scores.shape)
+        mask = check_mask("scaled_dot_product_attention", mask, scores.shape,
+                          target="the scores' shape (..., T_q, T_k)")
         scores = scores.masked_fill(mask, -np.inf)
     weights = softmax(scores, axis=-1)
     weights.name = "attention weights"

@@ -436,7 +436,7 @@ class Tensor:
         if not isinstance(a, Tensor):
             a = b._operand(a) if isinstance(b, Tensor) else Tensor(a)
         b = a._operand(b)
-        condition = check_mask("where", condition, None)
+        condition = check_mask("where", condition, None, name="condition")
         try:
             np.broadcast_shapes(condition.shape, a.shape, b.shape)
         except ValueError:
@@ -554,19 +554,21 @@ def resolve_reshape(old, new):
     return tuple(new)
 
 
-def check_mask(op, mask, shape):
-    """A boolean mask as an ndarray; with `shape`, it must broadcast to it."""
+def check_mask(op, mask, shape, name="mask", target="the tensor's shape"):
+    """A boolean mask as an ndarray; with `shape`, it must broadcast to it.
+    `name` and `target` say in the errors what the mask and the shape are."""
     array = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
     if array.dtype != np.bool_:
-        raise TypeError(f"{op}: mask must be boolean (True = masked), got dtype {array.dtype}")
+        meaning = " (True = masked)" if name == "mask" else ""
+        raise TypeError(f"{op}: {name} must be boolean{meaning}, got dtype {array.dtype}")
     if shape is not None:
         try:
             fits = np.broadcast_shapes(array.shape, shape) == tuple(shape)
         except ValueError:
             fits = False
         if not fits:
-            raise ValueError(f"{op}: mask of shape {shape_str(array.shape)} does not broadcast "
-                             f"to the tensor's shape {shape_str(shape)}")
+            raise ValueError(f"{op}: {name} of shape {shape_str(array.shape)} does not broadcast "
+                             f"to {target} {shape_str(shape)}")
     return array
 
 
