@@ -201,14 +201,28 @@ class Module:
 
 def _child_name(parent, child):
     """The attribute path under which `parent` holds `child` (`self_attn`,
-    `layers.0`); the class name if parent does not hold it."""
-    for name, module in parent.named_children():
-        if module is child:
-            return name
-    for name, module in parent.named_modules():
-        if module is child:
-            return name
-    return type(child).__name__
+    `layers.0`); the class name if parent does not hold it.
+
+    This runs on every module call, so a name once found is kept on the parent
+    (by the child's id) and only re-checked, by following it with getattr: a
+    warm forward never searches the module tree, and a module swapped for
+    another is still named right."""
+    known = parent.__dict__.setdefault("_child_names", {})
+    name = known.get(id(child))
+    if name is not None and _follow(parent, name) is child:
+        return name
+    name = next((n for n, m in parent.named_children() if m is child), None) or \
+        next((n for n, m in parent.named_modules() if m is child and n), None)
+    if name is None:
+        return type(child).__name__
+    known[id(child)] = name
+    return name
+
+
+def _follow(module, dotted):
+    for part in dotted.split("."):
+        module = getattr(module, part, None)
+    return module
 
 
 class ModuleList(Module):
