@@ -28,7 +28,8 @@ class MultiHeadAttention(Module):
     nn.causal_mask(T). (A 3-D mask reads as (H, T_q, T_k), not PyTorch's
     (B*H, T_q, T_k).) `key_padding_mask` (B, T_k) is True at padding keys.
     Returns (B, T_q, d_model); `attn_weights` (B, H, T_q, T_k) holds the last
-    call's attention weights as a read-only ndarray.
+    call's attention weights as a read-only ndarray, taken before attention
+    dropout so each row sums to 1 (PyTorch returns them after dropout).
     """
 
     def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
