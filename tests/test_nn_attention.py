@@ -1,0 +1,170 @@
+"""MultiHeadAttention: shapes, values against a numpy reference, the mask
+convention (True = may not attend), fully masked rows, cross-attention, errors."""
+import numpy as np
+import pytest
+
+from nn_helpers import leaf, padding_mask, randn, reference_attention
+from tinygrad_enc import Tensor, manual_seed, nn
+
+B, T, D, H = 2, 5, 8, 2
+
+
+@pytest.fixture
+def mha():
+    manual_seed(0)
+    return nn.MultiHeadAttention(D, H).to(np.float64)
+
+
+def _check_against_reference(mha, query, key=None, value=None, mask=None, key_padding_mask=None,
+                             blocked=None):
+    key = query if key is None else key
+    value = key if value is None else value
+    out = mha(Tensor(query, dtype=np.float64), Tensor(key, dtype=np.float64),
+              Tensor(value, dtype=np.float64), mask=mask, key_padding_mask=key_padding_mask)
+    want_out, want_weights = reference_attention(mha, query, key, value, blocked)
+    np.testing.assert_allclose(mha.attn_weights, want_weights, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(out.data, want_out, rtol=1e-12, atol=1e-12)
+    return out
+
+
+def test_shapes_and_weights_rows_sum_to_one(mha):
+    x = randn(B, T, D)
+    out = _check_against_reference(mha, x)
+    assert out.shape == (B, T, D)
+    assert mha.attn_weights.shape == (B, H, T, T) and isinstance(mha.attn_weights, np.ndarray)
+    np.testing.assert_allclose(mha.attn_weights.sum(-1), 1.0, rtol=1e-12)
+    assert not mha.attn_weights.flags.writeable
+    assert mha.d_k == D // H
+    assert [n for n, _ in mha.named_parameters()] == [
+        f"{p}.{w}" for p in ("q_proj", "k_proj", "v_proj", "out_proj") for w in ("weight", "bias")]
+
+
+def test_causal_mask_blocks_the_future(mha):
+    _check_against_reference(mha, randn(B, T, D), mask=nn.causal_mask(T),
+                             blocked=nn.causal_mask(T))
+    above = np.triu(np.ones((T, T), dtype=bool), 1)
+    assert np.all(mha.attn_weights[..., above] == 0.0)
+    np.testing.assert_allclose(mha.attn_weights.sum(-1), 1.0, rtol=1e-12)
+    np.testing.assert_allclose(mha.attn_weights[..., 0, 0], 1.0)
+
+
+def test_key_padding_mask_blocks_padded_keys_of_its_batch_only(mha):
+    pad = padding_mask(B, T, [2, 0])
+    _check_against_reference(mha, randn(B, T, D), key_padding_mask=pad,
+                             blocked=pad[:, None, None, :])
+    assert np.all(mha.attn_weights[0, :, :, 3:] == 0.0)
+    assert np.all(mha.attn_weights[1] > 0.0)
+
+
+def test_mask_and_key_padding_mask_combine(mha):
+    pad = padding_mask(B, T, [1, 3])
+    mask = nn.causal_mask(T)
+    _check_against_reference(mha, randn(B, T, D), mask=Tensor(mask), key_padding_mask=Tensor(pad),
+                             blocked=mask | pad[:, None, None, :])
+    assert np.all(mha.attn_weights[..., mask] == 0.0)
+    assert np.all(mha.attn_weights[1, :, :, 2:] == 0.0)
+
+
+def test_per_head_mask(mha):
+    mask = np.zeros((H, T, T), dtype=bool)
+    mask[1, :, 0] = True  # head 1 may not look at token 0
+    _check_against_reference(mha, randn(B, T, D), mask=mask, blocked=mask)
+    assert np.all(mha.attn_weights[:, 1, :, 0] == 0.0) and np.all(mha.attn_weights[:, 0] > 0)
+
+
+def test_fully_masked_rows_give_zeros_not_nan_forward_and_backward(mha):
+    """Query 2 may attend to nothing, and batch element 1 is all padding: those
+    rows get zero weights, a zero attention output (so the output is
+    out_proj's bias), and finite gradients that treat them as constants."""
+    mask = np.zeros((T, T), dtype=bool)
+    mask[2] = True
+    pad = padding_mask(B, T, [0, T])
+    x = leaf(B, T, D)
+    out = mha(x, mask=mask, key_padding_mask=pad)
+    weights = mha.attn_weights
+    assert np.all(np.isfinite(out.data))
+    assert np.all(weights[0, :, 2] == 0.0) and np.all(weights[1] == 0.0)
+    np.testing.assert_allclose(weights[0, :, [0, 1, 3, 4]].sum(-1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(out.data[0, 2], mha.out_proj.bias.data)
+    np.testing.assert_array_equal(out.data[1], np.broadcast_to(mha.out_proj.bias.data, (T, D)))
+
+    upstream = randn(B, T, D, seed=1)
+    out.backward(upstream)
+    grads = [x.grad] + [p.grad for p in mha.parameters()]
+    assert all(np.all(np.isfinite(g)) for g in grads)
+    np.testing.assert_array_equal(x.grad[1], 0.0)  # nothing of batch 1 reached the output
+    np.testing.assert_allclose(mha.out_proj.bias.grad, upstream.sum((0, 1)), rtol=1e-12)
+    # the unmasked rows' gradients are those of the same model without the dead rows
+    manual_seed(0)
+    alone = nn.MultiHeadAttention(D, H).to(np.float64)
+    x0 = Tensor(x.data[:1], requires_grad=True, dtype=np.float64)
+    keep = np.ones((1, T, D))
+    keep[0, 2] = 0.0
+    (alone(x0, mask=mask) * Tensor(keep)).backward(upstream[:1])
+    np.testing.assert_allclose(x.grad[:1], x0.grad, rtol=1e-10, atol=1e-14)
+
+
+def test_cross_attention(mha):
+    T_q, T_k = 3, 6
+    query, key, value = randn(B, T_q, D, seed=1), randn(B, T_k, D, seed=2), randn(B, T_k, D, seed=3)
+    pad = padding_mask(B, T_k, [0, 4])
+    out = _check_against_reference(mha, query, key, value, key_padding_mask=pad,
+                                   blocked=pad[:, None, None, :])
+    assert out.shape == (B, T_q, D) and mha.attn_weights.shape == (B, H, T_q, T_k)
+    assert np.all(mha.attn_weights[1, ..., 2:] == 0.0)
+    mask = np.zeros((T_q, T_k), dtype=bool)
+    mask[:, -1] = True
+    _check_against_reference(mha, query, key, value, mask=mask, blocked=mask)
+
+
+def test_value_defaults_to_key(mha):
+    query, key = randn(B, 3, D, seed=1), randn(B, 4, D, seed=2)
+    np.testing.assert_array_equal(mha(Tensor(query), Tensor(key)).data,
+                                  mha(Tensor(query), Tensor(key), Tensor(key)).data)
+
+
+def test_attention_dropout_only_in_training():
+    manual_seed(0)
+    mha = nn.MultiHeadAttention(D, H, dropout=0.5)
+    x = Tensor(randn(B, T, D))
+    mha.eval()
+    first = mha(x).data
+    np.testing.assert_array_equal(first, mha(x).data)
+    mha.train()
+    assert not np.allclose(mha(x).data, first)
+    assert mha.attn_weights.shape == (B, H, T, T)  # kept before dropout
+    np.testing.assert_allclose(mha.attn_weights.sum(-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"mask": np.zeros((T, T))}, TypeError, "mask must be boolean .* got dtype float64"),
+    ({"mask": np.zeros((T, T), dtype=int)}, TypeError, "mask must be boolean .* got dtype int"),
+    ({"key_padding_mask": np.zeros((B, T), dtype=np.float32)}, TypeError,
+     "mask must be boolean .* got dtype float32"),
+    ({"mask": np.zeros((T, T - 1), dtype=bool)}, ValueError,
+     r"mask of shape \(5, 4\) does not broadcast to the tensor's shape \(2, 2, 5, 5\)"),
+    ({"key_padding_mask": np.zeros((B, T + 1), dtype=bool)}, ValueError,
+     r"key_padding_mask must be \(B, T_k\) = \(2, 5\), got \(2, 6\)"),
+    ({"key_padding_mask": np.zeros(T, dtype=bool)}, ValueError,
+     r"key_padding_mask must be \(B, T_k\) = \(2, 5\), got \(5,\)"),
+])
+def test_bad_masks(mha, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        mha(Tensor(randn(B, T, D)), **kwargs)
+
+
+@pytest.mark.parametrize("shapes, message", [
+    ([(B, T, D + 1)], r"query \(2, 5, 9\), key \(2, 5, 9\), value \(2, 5, 9\): each must be "
+                      r"\(B, T, d_model=8\)"),
+    ([(T, D)], r"query \(5, 8\).*each must be \(B, T, d_model=8\)"),
+    ([(B, T, D), (B, 4, D), (B, 3, D)], "key and value need the same length"),
+    ([(B, T, D), (B + 1, T, D)], r"key \(3, 5, 8\).*batch sizes must agree"),
+])
+def test_bad_shapes(mha, shapes, message):
+    with pytest.raises(ValueError, match=message):
+        mha(*[Tensor(np.zeros(s)) for s in shapes])
+
+
+def test_heads_must_divide_d_model():
+    with pytest.raises(ValueError, match="d_model 10 is not divisible by n_heads 4"):
+        nn.MultiHeadAttention(10, 4)
