@@ -1,0 +1,150 @@
+"""Optimizers without torch: the update rules by hand, in-place updates, no
+graph, skipped parameters; NoamSchedule and clip_grad_norm by their formulas."""
+import gc
+
+import numpy as np
+import pytest
+
+from tinygrad_enc import Tensor, manual_seed, nn, optim
+
+OPTIMIZERS = {
+    "sgd": lambda ps: optim.SGD(ps, lr=0.1),
+    "sgd_momentum": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, weight_decay=0.01),
+    "sgd_nesterov": lambda ps: optim.SGD(ps, lr=0.1, momentum=0.9, nesterov=True),
+    "adam": lambda ps: optim.Adam(ps, lr=0.1, weight_decay=0.01),
+    "adamw": lambda ps: optim.AdamW(ps, lr=0.1),
+}
+
+
+def _model_with_grads():
+    manual_seed(0)
+    model = nn.Linear(4, 3)
+    x = Tensor(np.random.default_rng(0).standard_normal((5, 4)))
+    ((model(x) - 1.0) ** 2).mean().backward()
+    return model
+
+
+def _live_tensors():
+    gc.collect()
+    return sum(issubclass(type(o), Tensor) for o in gc.get_objects())  # type(): no __class__ lookups
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_step_updates_in_place_without_building_graph(name, monkeypatch):
+    model = _model_with_grads()
+    made = []
+    init, wrap = Tensor.__init__, Tensor._wrap.__func__
+    monkeypatch.setattr(Tensor, "__init__", lambda self, *a, **k: (made.append(1),
+                                                                   init(self, *a, **k))[1])
+    monkeypatch.setattr(Tensor, "_wrap", classmethod(lambda cls, a: (made.append(1),
+                                                                     wrap(cls, a))[1]))
+    params = model.parameters()
+    opt = OPTIMIZERS[name](params)
+    arrays = [p.data for p in params]
+    before = [a.copy() for a in arrays]
+    grads = [p.grad.copy() for p in params]
+    live = _live_tensors()
+    for _ in range(3):
+        opt.step()
+    assert _live_tensors() == live and made == []  # not one Tensor made, not even for a moment
+    assert model.parameters() == params
+    for p, array, old, grad in zip(params, arrays, before, grads):
+        assert p.data is array and p._ctx is None and p.requires_grad
+        assert not np.array_equal(array, old)
+        np.testing.assert_array_equal(p.grad, grad)  # the gradient is left alone
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_parameters_without_grad_are_skipped(name):
+    model = _model_with_grads()
+    model.bias.grad = None
+    bias = model.bias.data.copy()
+    opt = OPTIMIZERS[name](model.parameters())
+    opt.step()
+    np.testing.assert_array_equal(model.bias.data, bias)
+    assert opt.state[1] == {}
+    opt.zero_grad()
+    assert model.weight.grad is None
+
+
+def test_sgd_momentum_by_hand():
+    w = nn.Parameter(np.array([1.0, -2.0]))
+    opt = optim.SGD([w], lr=0.5, momentum=0.9, weight_decay=0.1)
+    g = np.array([0.2, 0.4])
+    w.grad = g.copy()
+    opt.step()  # v = g + 0.1 w
+    v = g + 0.1 * np.array([1.0, -2.0])
+    want = np.array([1.0, -2.0]) - 0.5 * v
+    np.testing.assert_allclose(w.data, want, rtol=1e-15)
+    opt.step()  # v = 0.9 v + g + 0.1 w
+    v = 0.9 * v + g + 0.1 * want
+    np.testing.assert_allclose(w.data, want - 0.5 * v, rtol=1e-15)
+
+
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_adam_by_hand(decoupled):
+    start, g, lr, wd = np.array([1.0, -2.0]), np.array([0.2, -0.4]), 0.1, 0.5
+    w = nn.Parameter(start.copy())
+    opt = (optim.AdamW if decoupled else optim.Adam)([w], lr=lr, weight_decay=wd)
+    want, m, v = start.copy(), 0.0, 0.0
+    for t in (1, 2, 3):
+        w.grad = g.copy()
+        opt.step()
+        if decoupled:
+            want = want * (1 - lr * wd)
+            grad = g
+        else:
+            grad = g + wd * want
+        m = 0.9 * m + 0.1 * grad
+        v = 0.999 * v + 0.001 * grad ** 2
+        want = want - lr * (m / (1 - 0.9 ** t)) / (np.sqrt(v / (1 - 0.999 ** t)) + 1e-8)
+        np.testing.assert_allclose(w.data, want, rtol=1e-13)
+
+
+def test_float32_parameters_stay_float32():
+    model = _model_with_grads()
+    for make in OPTIMIZERS.values():
+        make(model.parameters()).step()
+    assert all(p.dtype == np.float32 for p in model.parameters())
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda: optim.SGD([], lr=0.1), "SGD: got an empty parameter list"),
+    (lambda: optim.Adam([nn.Parameter(np.zeros(2))], lr=-1), "learning rate must be >= 0, got -1"),
+    (lambda: optim.Adam([nn.Parameter(np.zeros(2))], betas=(0.9, 1.0)), r"betas must be in \[0, 1\)"),
+    (lambda: optim.NoamSchedule(optim.SGD([nn.Parameter(np.zeros(2))], lr=1), 8, 0),
+     "warmup must be positive, got 0"),
+])
+def test_bad_arguments(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_noam_schedule_values():
+    opt = optim.Adam([nn.Parameter(np.zeros(2))])
+    d_model, warmup = 512, 4000
+    schedule = optim.NoamSchedule(opt, d_model, warmup, factor=2.0)
+
+    def formula(step):
+        return 2.0 * d_model ** -0.5 * min(step ** -0.5, step * warmup ** -1.5)
+
+    assert opt.lr == formula(1)
+    for step in range(2, 10_001):
+        assert schedule.step() == opt.lr
+        assert opt.lr == pytest.approx(formula(step), rel=1e-15)
+    peak = 2.0 * (d_model * warmup) ** -0.5
+    assert schedule.rate(warmup) == pytest.approx(peak, rel=1e-15)
+    assert schedule.rate(warmup - 1) < peak and schedule.rate(warmup + 1) < peak
+
+
+def test_clip_grad_norm():
+    a, b, c = (nn.Parameter(np.zeros(s)) for s in (2, 3, 1))
+    a.grad, b.grad = np.array([3.0, 0.0]), np.array([0.0, 4.0, 0.0])
+    total = optim.clip_grad_norm([a, b, c], max_norm=1.0)  # c has no grad: skipped
+    assert total == 5.0 and c.grad is None
+    scale = 1.0 / (5.0 + 1e-6)
+    np.testing.assert_allclose(a.grad, [3.0 * scale, 0.0], rtol=1e-15)
+    np.testing.assert_allclose(b.grad, [0.0, 4.0 * scale, 0.0], rtol=1e-15)
+    small = a.grad.copy()
+    assert optim.clip_grad_norm([a], max_norm=10.0) == pytest.approx(np.linalg.norm(small))
+    np.testing.assert_array_equal(a.grad, small)  # under the limit: untouched
