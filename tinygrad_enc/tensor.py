@@ -320,8 +320,9 @@ class Tensor:
     def var(self, axis=None, keepdims=False):
         """Population variance, mean((x - mean x)^2), numpy's ddof=0: what layer
         norm uses. (PyTorch's `var` defaults to the unbiased ddof=1.)"""
-        centered = self - self.mean(axis, keepdims=True)
-        return (centered * centered).mean(axis, keepdims)
+        axes = normalize_axes("var", axis, self.ndim)  # so that errors name var, not mean
+        centered = self - self.mean(axes, keepdims=True)
+        return (centered * centered).mean(axes, keepdims)
 
     # ----- shape ------------------------------------------------------------
     def reshape(self, *shape):
