@@ -273,7 +273,10 @@ class Tensor:
         return ops.Pow.apply(self, exponent=exponent)
 
     def __rpow__(self, base):
-        """number ** x = exp(x * ln(number))."""
+        """number ** x = exp(x * ln(number)), for a positive number."""
+        if not np.isscalar(base) or not base > 0:
+            raise ValueError(f"pow: number ** x needs a positive number (it is computed as "
+                             f"exp(x * ln number)), got {base!r}")
         return (self * float(np.log(base))).exp()
 
     # comparisons: plain boolean tensors, no graph
