@@ -99,8 +99,9 @@ def dropout(x, p=0.5, training=True):
         return x
     if p == 1.0:
         return x * 0.0
-    keep = _random.generator().random(x.shape) >= p
-    return x * Tensor(keep.astype(x.dtype) * (1.0 / (1.0 - p)), dtype=x.dtype)
+    scale = (_random.generator().random(x.shape) >= p).astype(x.dtype)
+    scale *= 1.0 / (1.0 - p)  # in place: one array, already in x's dtype
+    return x * Tensor._wrap(scale)
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
