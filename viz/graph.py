@@ -1,0 +1,230 @@
+"""`draw_graph`: the computation graph the engine recorded, grouped by module, as a graphviz Digraph.
+
+The work is split by concept: `trace` reads the engine's graph, `collapse`
+decides what is drawn at a depth, `gradients` computes what backward sends
+along each edge, `style` gives colours and labels; this module checks the
+arguments, picks the depth, and writes the DOT.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import style
+from .collapse import plan
+from .gradients import edge_gradients, merged_norm
+from .trace import trace
+
+MAX_NODES = 150
+
+
+def draw_graph(output, model=None, depth=None, backward=False, *, collapse=(), max_nodes=MAX_NODES):
+    """Draw how `output` was computed: a `graphviz.Digraph` to render with
+    `viz.render(g, path, format)` or to show in Jupyter.
+
+    output: a Tensor made by ops (a loss, a layer's output). model: the Module
+    the ops ran in, optional; with it, parameters are named by their path
+    (`layers.0.self_attn.q_proj.weight`) and clusters by the model's paths even
+    when a submodule was called on its own. Without it a parameter is named
+    after the module that used it and a number (`layers.0.self_attn.q_proj #1`).
+
+    Ops made inside a module are drawn inside a box (cluster) labelled with the
+    module's path and class, nested as the modules nest; a ModuleList
+    (`layers`) gets a dashed box, and the per-head ops of an attention call
+    (Kᵀ, scores, softmax, Z) a dashed "heads" box. Edges carry tensor shapes;
+    the skip input of each residual add is dashed orange.
+
+    depth: None draws every op; k >= 0 draws modules called k levels below the
+    root as single boxes (shapes in and out, parameter count). For a Model
+    holding embed, pos, encoder (a TransformerEncoder) and head: depth=0 is
+    one box for the model, 1 shows embed -> pos -> encoder -> head, 2 opens
+    the encoder into layers.0, layers.1, 3 opens each layer into self_attn,
+    ffn, norm1, norm2 and the residual adds, 4 opens those into q_proj,
+    ..., the heads and the layer norm's ops, 5 (= None) opens the Linear layers.
+
+    collapse: module class names or paths always drawn as one box, whatever
+    the depth: collapse=("LayerNorm", "Linear") keeps a layer's attention and
+    residuals open while each norm and projection is one box.
+
+    backward: also run the backward pass (without touching `.grad`) and label
+    each edge with the norm of the gradient sent back along it; a tensor read
+    by several ops gets a Σ node where their gradients are summed. Needs a
+    scalar output.
+
+    max_nodes: with depth=None, a graph of more nodes (ops, tensors, boxes)
+    is collapsed to the deepest depth that fits, and its label says so;
+    max_nodes=None never collapses. The returned graph has `node_count` and
+    `depth` (the depth drawn, None for all) attributes.
+
+    Node ids follow the walk order, so the same model and input give the same
+    DOT source in every run and process.
+    """
+    _check(output, model, depth, backward, max_nodes)
+    collapse = _names("collapse", collapse)
+    traced = trace(output, model)
+    chosen = plan(traced, depth, collapse)
+    note = ""
+    if depth is None and max_nodes is not None and chosen.count > max_nodes:
+        full = chosen.count
+        for k in range(traced.max_level, -1, -1):
+            chosen = plan(traced, k, collapse)
+            if chosen.count <= max_nodes:
+                break
+        fits = "" if chosen.count <= max_nodes else f" (still {chosen.count}: the smallest there is)"
+        note = (f"collapsed to depth={chosen.depth}{fits}: the full graph has {full} nodes, "
+                f"over max_nodes={max_nodes}; pass depth= or max_nodes=None to choose")
+    grads = edge_gradients(traced) if backward else None
+    return _emit(traced, chosen, grads, _title(traced, chosen, collapse, backward, note))
+
+
+def _check(output, model, depth, backward, max_nodes):
+    from tinygrad_enc import Tensor
+    from tinygrad_enc.nn import Module
+
+    if not isinstance(output, Tensor):
+        raise TypeError(f"draw_graph: output must be a Tensor made by ops, got {type(output).__name__}")
+    if output._ctx is None:
+        raise ValueError("draw_graph: this tensor was not made by a recorded op, so there is no graph to "
+                         "draw (it is a leaf, was made under no_grad, or none of its inputs requires grad)")
+    if backward and output.size != 1:
+        raise ValueError(f"draw_graph: backward=True needs a scalar output (a loss) to start the backward "
+                         f"pass from, got shape {tuple(output.shape)}; reduce it first, e.g. output.sum()")
+    if model is not None and not isinstance(model, Module):
+        raise TypeError(f"draw_graph: model must be an nn.Module or None, got {type(model).__name__}")
+    for name, value in (("depth", depth), ("max_nodes", max_nodes)):
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"draw_graph: {name} must be None or an int >= 0, got {value!r}")
+        if value < 0:
+            raise ValueError(f"draw_graph: {name} must be None or an int >= 0, got {value}")
+
+
+def _names(what, names) -> tuple:
+    """A tuple of strings from one string or an iterable of them."""
+    names = (names,) if isinstance(names, str) else tuple(names)
+    if not all(isinstance(n, str) for n in names):
+        raise TypeError(f"draw_graph: {what} must hold module class names or paths (strings), got {names!r}")
+    return names
+
+
+def _title(traced, plan_, collapse, backward, note):
+    roots = [c for c in traced.clusters.values() if c.parent is None]
+    what = roots[0].kind if len(roots) == 1 else "computation"
+    boxed = f"; each {', '.join(collapse)} drawn as one box" if collapse else ""
+    lines = [f"{what}: {'gradient flow (backward)' if backward else 'computation graph'}",
+             (f"every op drawn{boxed} (depth=None)" if plan_.depth is None else
+              "depth=0: the whole model drawn as one box" if plan_.depth == 0 else
+              f"depth={plan_.depth}: modules {plan_.depth} level{'s' if plan_.depth > 1 else ''} below the root "
+              f"drawn as boxes{boxed}")]
+    if backward:
+        lines.append("arrows point the way gradients flow, each labelled with the norm ‖grad‖ it carries")
+    if note:
+        lines.append(note)
+    return "\\n".join(lines)
+
+
+def _cluster_names(traced, keys):
+    """A unique DOT name per drawn cluster, readable: cluster_layers.0.self_attn."""
+    names, used = {}, {}
+    for key in keys:
+        c = traced.clusters[key]
+        base = "cluster_" + (c.path or c.kind or "root") + (".heads" if c.what == "heads" else "")
+        used[base] = used.get(base, 0) + 1
+        names[key] = base if used[base] == 1 else f"{base}#{used[base]}"
+    return names
+
+
+def _emit(traced, plan_, grads, title):
+    import graphviz
+
+    from .jupyter import Graph
+
+    clusters = traced.clusters
+    g = Graph("computation_graph")
+    g.attr(label=title, labelloc="t", fontname=style.FONT,
+           fontsize="15", rankdir="TB", nodesep="0.25", ranksep="0.3", newrank="true")
+    g.attr("node", fontname=style.FONT, fontsize="11", margin="0.1,0.04", height="0.3")
+    g.attr("edge", fontname=style.FONT, fontsize="9", color="#555555", arrowsize="0.7")
+
+    names = _cluster_names(traced, plan_.clusters)
+    bodies, tree_depth = {}, {}
+    for k in plan_.clusters:
+        parent = clusters[k].parent
+        tree_depth[k] = tree_depth[parent] + 1 if parent is not None else 0
+        bodies[k] = graphviz.Digraph(names[k], graph_attr=style.cluster_attrs(clusters[k], tree_depth[k]))
+
+    statements = [_node(traced, plan_, s) for s in plan_.shown.values()]
+    marks, specs = _edge_specs(traced, plan_, grads)
+    style.legend(g, {role for _, _, role in statements}, any(e.skip for e in plan_.edges), grads is not None,
+                 bool(marks))
+    for (s, (label, attrs, role)) in zip(plan_.shown.values(), statements):
+        (bodies[s.container] if s.container is not None else g).node(s.id, label, **attrs)
+    into_modules = {e.src for e in plan_.edges if plan_.shown[e.dst].container is not None
+                    or plan_.shown[e.dst].box is not None}
+    with g.subgraph() as first:  # the model's inputs on the top row: the picture reads from input to output
+        first.attr(rank="min")  # (an input only the loss reads, such as a target, stays beside the loss)
+        for s, (_, _, role) in zip(plan_.shown.values(), statements):
+            if role == "input" and s.container is None and s.id in into_modules:
+                first.node(s.id)
+        first.node("legend")
+    for mark, src in marks:  # a Σ node sits beside the tensor whose gradients it sums
+        container = plan_.shown[src].container
+        (bodies[container] if container is not None else g).node(mark, **style.SUM)
+    for k in sorted(plan_.clusters, key=lambda k: -tree_depth[k]):  # innermost first, so each is complete
+        parent = clusters[k].parent
+        (bodies[parent] if parent is not None else g).subgraph(bodies[k])
+    for src, dst, label, attrs in specs:
+        g.edge(src, dst, label, **attrs)
+    g.node_count, g.depth = plan_.count, plan_.depth
+    return g
+
+
+def _node(traced, plan_, shown):
+    """(label, attributes, role) of one drawn node."""
+    nodes = traced.nodes
+    if shown.box is not None:
+        shapes = [list(dict.fromkeys(nodes[e.tensor].shape for e in plan_.edges if getattr(e, end) == shown.id))
+                  for end in ("dst", "src")]
+        label = style.box_label(traced.clusters[shown.box], *shapes, *plan_.box_params.get(shown.box, (0, 0)))
+        return label, style.ROLES["module"][1], "module"
+    n = nodes[shown.node]
+    if shown.id == "out":
+        return style.output_label(n.name, n.shape), style.ROLES["output"][1], "output"
+    label = style.op_label(n, nodes) if n.role == "op" else style.leaf_label(n)
+    return label, style.ROLES[n.role][1], n.role
+
+
+def _edge_specs(traced, plan_, grads):
+    """([(Σ node id, source id)], [(src, dst, label, attrs)]): each edge labelled
+    with its tensor's shape; with gradients also with ‖grad‖, and a Σ node
+    wherever the gradients one tensor gets from several ops are summed."""
+    nodes = traced.nodes
+    if grads is None:
+        return [], [(e.src, e.dst, style.edge_text(nodes[e.tensor]), style.SKIP_EDGE if e.skip else {})
+                    for e in plan_.edges]
+    totals, parts = grads
+    top = max((float(np.linalg.norm(a)) for a in totals.values()), default=1.0) or 1.0
+
+    def spec(src, dst, tensor, norm, skip):
+        if norm is None:  # an input that needs no gradient: nothing flows back to it
+            return src, dst, style.edge_text(nodes[tensor]) + "\\nno grad", style.NO_GRAD_EDGE
+        width = 1.0 + 2.5 * (norm / top) ** 0.5
+        return (src, dst, style.edge_text(nodes[tensor]) + f"\\n‖grad‖ {norm:.4g}",
+                {**style.GRAD_EDGE, **(style.SKIP_EDGE if skip else {}), "penwidth": f"{width:.2f}"})
+
+    fan_out = {}
+    for e in plan_.edges:
+        fan_out.setdefault((e.src, e.tensor), []).append(e)
+    marks, specs = [], []
+    for (src, tensor), group in fan_out.items():
+        total = float(np.linalg.norm(totals[tensor])) if tensor in totals else None
+        if len(group) == 1:
+            e = group[0]
+            specs.append(spec(src, e.dst, tensor, total if e.dst == "out" else merged_norm(parts, e.pairs), e.skip))
+            continue
+        mark = f"s{tensor}"
+        marks.append((mark, src))
+        specs.append(spec(src, mark, tensor, total, False))
+        specs.extend(spec(mark, e.dst, tensor, merged_norm(parts, e.pairs), e.skip) for e in group)
+    return marks, specs

@@ -1,0 +1,190 @@
+"""How the computation graph looks: a colour per role, and labels in the paper's terms.
+
+Labels are what a reader maps back to code and to "The Illustrated
+Transformer": op names as the engine calls them (`matmul`, `softmax`), the
+library's tensor names with the paper's formula (`scores = Q·Kᵀ/√d_k`),
+parameters by their module path, and the projections by their symbol (W^Q).
+The font is Helvetica, which every renderer has; the characters used here
+(·, ᵀ, √, Σ, →, ×, ÷) all have widths in graphviz-pure's font tables.
+"""
+
+from __future__ import annotations
+
+import html
+
+from .trace import is_split
+
+FONT = "Helvetica"
+
+ROLES = {  # role -> (legend text, node attributes)
+    "input": ("input", {"shape": "box", "style": "rounded,filled", "fillcolor": "#d5e8d4", "color": "#5a9e4b"}),
+    "parameter": ("parameter (module path)", {"shape": "box", "style": "filled", "fillcolor": "#fff2cc",
+                                               "color": "#c9a227"}),
+    "constant": ("constant (buffer)", {"shape": "box", "style": "rounded,filled", "fillcolor": "#eeeeee",
+                                       "color": "#999999"}),
+    "op": ("op", {"shape": "ellipse", "style": "filled", "fillcolor": "#dae8fc", "color": "#6c8ebf"}),
+    "module": ("module, collapsed", {"shape": "box3d", "style": "filled", "fillcolor": "#e1d5e7",
+                                     "color": "#9673a6"}),
+    "output": ("output", {"shape": "box", "style": "rounded,filled,bold", "fillcolor": "#f8cecc",
+                          "color": "#b85450"}),
+}
+SUM = {"shape": "circle", "style": "filled", "fillcolor": "#fce5cd", "color": "#e69138", "fixedsize": "true",
+       "width": "0.32", "fontsize": "12", "label": "Σ"}
+SKIP_EDGE = {"style": "dashed", "color": "#e69138", "penwidth": "2.2", "fontcolor": "#b45f06"}
+GRAD_EDGE = {"color": "#c0392b", "fontcolor": "#a93226", "dir": "back"}
+NO_GRAD_EDGE = {"color": "#aaaaaa", "fontcolor": "#888888", "style": "dotted"}  # into inputs that need no gradient
+CLUSTER_FILLS = ("#fbfbfb", "#f1f5fb", "#fdf6ec", "#eef7ee", "#f7f0f9")  # one per nesting level, cycling
+HEADS_FILL = "#fff9e6"
+
+PAPER = {"q_proj": "W^Q", "k_proj": "W^K", "v_proj": "W^V", "out_proj": "W^O", "linear1": "W_1", "linear2": "W_2"}
+NAMED = {  # the library's tensor names -> what they are in the paper
+    "Q": "Q = x·W^Q", "K": "K = x·W^K", "V": "V = x·W^V",
+    "scores": "scores = Q·Kᵀ/√d_k",
+    "attention weights": "weights = softmax(scores)",
+    "Z": "Z = weights·V",
+    "concat": "concat heads",
+    "residual": "residual: x + sublayer(x)",
+}
+SCALAR_OPS = {"mul": "×", "add": "+", "sub": "−", "div": "÷"}
+
+
+def shape_text(shape) -> str:
+    return "scalar" if len(shape) == 0 else "(" + ", ".join(str(n) for n in shape) + ")"
+
+
+def edge_text(node) -> str:
+    """What an edge carries: the tensor's name, if the library gave it one, and its shape."""
+    return f"{node.name} {shape_text(node.shape)}" if node.role == "op" and node.name else shape_text(node.shape)
+
+
+def paper_symbol(path: str) -> str:
+    """W^Q for `...self_attn.q_proj`, "" when the module has no symbol in the paper."""
+    return PAPER.get(path.rsplit(".", 1)[-1], "")
+
+
+def _html(lines) -> str:
+    """An HTML-like graphviz label: the first line plain, the rest given as (text, bold, small)."""
+    parts = []
+    for text, bold, small in lines:
+        text = html.escape(text)
+        if bold:
+            text = f"<b>{text}</b>"
+        if small:
+            text = f'<font point-size="9">{text}</font>'
+        parts.append(text)
+    return "<" + "<br/>".join(parts) + ">"
+
+
+def op_label(node, nodes) -> str:
+    """`matmul`, `mul ×0.5`, then what the op computes in the paper's terms, if known."""
+    head = node.op
+    if len(node.scalars) == 1 and node.op in SCALAR_OPS:
+        position, value = node.scalars[0]
+        symbol = SCALAR_OPS[node.op]
+        head = f"{node.op} {value:.4g}{symbol}·" if position == 0 else f"{node.op} {symbol}{value:.4g}"
+    lines = [(head, False, False)]
+    note = NAMED.get(node.name) or (f"→ {node.name}" if node.name else _structural_note(node, nodes))
+    if note:
+        lines.append((note, bool(node.name), False))
+    return _html(lines)
+
+
+def _structural_note(node, nodes) -> str:
+    """What an unnamed op means from where it sits: splitting heads, Kᵀ, the
+    steps of layer norm, a weight's transpose, an embedding lookup. Each rule
+    looks one or two ops back, never further (no recursion along the graph)."""
+    parents = [nodes[p] for p in node.parents]
+    if not parents:
+        return ""
+    first = parents[0]
+    if is_split(nodes, node):
+        return f"split {first.name} into heads" if node.op == "reshape" else "(B, H, T, d_k)"
+    if node.op == "permute":
+        if first.role == "parameter":
+            return "Wᵀ"
+        if is_split(nodes, first) and first.op == "permute" and len(node.shape) == 4:
+            return "Kᵀ"
+        if first.name == "Z":
+            return "(B, T, H, d_k)"
+    if node.op == "getitem" and parents[-1].name == "ids":
+        return "look up rows"
+    if _squares(node):
+        return "squared"
+    if _averages(node, nodes):
+        return "= variance" if _squares(nodes[first.parents[0]]) else "= mean"
+    if node.op == "sub" and len(parents) == 2 and _averages(parents[1], nodes):
+        return "x − mean"
+    if node.op == "div" and len(parents) == 2 and parents[1].op == "sqrt":
+        return "÷ √(variance + ε)"
+    return ""
+
+
+def _squares(node) -> bool:
+    """x * x."""
+    return node.op == "mul" and len(node.parents) == 2 and node.parents[0] == node.parents[1]
+
+
+def _averages(node, nodes) -> bool:
+    """sum(...) * (1/n): how Tensor.mean is composed."""
+    return (node.op == "mul" and len(node.scalars) == 1 and len(node.parents) == 1
+            and nodes[node.parents[0]].op == "sum")
+
+
+def leaf_label(node) -> str:
+    """Parameters by path (and symbol), inputs and constants by name, each with its shape."""
+    if node.role == "parameter":
+        symbol = paper_symbol(node.name.rsplit(".", 1)[0]) if node.name.endswith(".weight") else ""
+        return _html([(node.name, False, False), (f"{symbol}  {shape_text(node.shape)}" if symbol
+                                                  else shape_text(node.shape), bool(symbol), False)])
+    return _html([(node.name or node.role, node.role == "input", False), (shape_text(node.shape), False, False)])
+
+
+def output_label(name, shape) -> str:
+    return _html([(name or "output", True, False), (shape_text(shape), False, False)])
+
+
+def cluster_label(cluster) -> str:
+    """`layers.0.self_attn · MultiHeadAttention`; the root module by its class; heads by their count."""
+    if cluster.what == "heads":
+        return f"{cluster.heads} heads, computed side by side: (B, H, T, ·)"
+    kind = cluster.kind or "container"
+    text = f"{cluster.path} · {kind}" if cluster.path else kind
+    symbol = paper_symbol(cluster.path) if cluster.what == "scope" else ""
+    return f"{text} = {symbol}" if symbol else text
+
+
+def box_label(cluster, inputs, outputs, n_params, n_weights) -> str:
+    """A collapsed module: its path and class, the shapes in and out, how many weights it holds."""
+    lines = [(cluster_label(cluster), True, False),
+             (" ".join(map(shape_text, inputs)) + " → " + " ".join(map(shape_text, outputs)), False, False)]
+    if n_params:
+        lines.append((f"{n_params} parameter{'s' if n_params != 1 else ''}, {n_weights:,} weights", False, True))
+    return _html(lines)
+
+
+def cluster_attrs(cluster, depth_in_tree: int) -> dict:
+    fill = HEADS_FILL if cluster.what == "heads" else CLUSTER_FILLS[depth_in_tree % len(CLUSTER_FILLS)]
+    style = "rounded,filled,dashed" if cluster.what != "scope" else "rounded,filled"
+    return {"label": cluster_label(cluster), "style": style, "fillcolor": fill, "color": "#7f7f7f",
+            "fontname": FONT, "fontsize": "12", "labeljust": "l", "margin": "10"}
+
+
+def legend(graph, roles, skip: bool, backward: bool, sums: bool) -> None:
+    """One table node naming each colour drawn, and each special edge."""
+    cells = []
+    for role, (text, attrs) in ROLES.items():
+        if role in roles:
+            rounded = ' style="rounded"' if "rounded" in attrs["style"] or role == "op" else ""
+            cells.append(f'<td colspan="2" bgcolor="{attrs["fillcolor"]}" color="{attrs["color"]}"{rounded}>{text}</td>')
+    rows = [f"<tr>{cell}</tr>" for cell in cells]
+    for flag, attrs, glyph, text in ((skip, SKIP_EDGE, "- - -", "residual: the skip input"),
+                                     (backward, GRAD_EDGE, "——", "gradient, labelled ‖grad‖")):
+        if flag:
+            rows.append(f'<tr><td border="0"><font color="{attrs["color"]}" point-size="14"><b>{glyph}</b></font></td>'
+                        f'<td border="0" align="left">{text}</td></tr>')
+    if sums:
+        rows.append(f'<tr><td border="0"><font color="{SUM["color"]}"><b>Σ</b></font></td>'
+                    '<td border="0" align="left">gradients from several ops summed</td></tr>')
+    table = ('<<table border="0" cellborder="1" cellspacing="3" cellpadding="4">'
+             '<tr><td colspan="2" border="0"><b>legend</b></td></tr>' + "".join(rows) + "</table>>")
+    graph.node("legend", table, shape="plaintext", fontname=FONT, fontsize="10")

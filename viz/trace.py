@@ -1,0 +1,253 @@
+"""Read the graph the engine recorded into a plain, ordered description.
+
+`trace(output, model)` walks back from `output` once, iteratively, and returns
+a `Trace`: one `Node` per tensor worth drawing (ops, parameters, inputs,
+constants; scalar constants are folded into their op's label instead), in
+an order where every node comes after its inputs, and the tree of `Cluster`s
+(module calls) the ops were made in. Node and cluster numbers come from this
+walk order, never from `id()`, so the same model traces the same way in every
+process.
+
+Clusters are module *calls*: each `nn.Module.__call__` opened a Scope, so a
+module called twice gives two clusters. Two kinds of cluster do not run
+themselves but help the reader: a ModuleList such as `layers` (never called,
+so `layers.0` would otherwise sit straight under the encoder) and, inside a
+MultiHeadAttention, the ops that work on all heads at once (B, H, T, .).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+HEAD_PARENTS = ("Q", "K", "V")  # names the library gives the projections that are split into heads
+ARRAY_INPUTS = {"getitem": ("index", "ids"), "masked_fill": ("mask", "mask"), "where": ("condition", "condition")}
+
+
+@dataclass
+class Cluster:
+    """One box of the drawing: a module call ("scope"), a ModuleList ("list") or the heads ("heads")."""
+    key: int
+    kind: str            # class name: "MultiHeadAttention", "ModuleList"; "" for heads
+    path: str            # dotted module path, "" for the root module
+    parent: int | None   # enclosing cluster's key
+    level: int           # module calls above this one (the root module is 0); lists and heads add none
+    what: str = "scope"  # "scope", "list" or "heads"
+    heads: int = 0       # for "heads": how many
+
+
+@dataclass
+class Node:
+    """One tensor (or an array an op read, such as token ids or a mask)."""
+    index: int
+    role: str                      # "op", "parameter", "input", "constant"
+    shape: tuple
+    op: str = ""                   # op name for role "op"
+    name: str | None = None        # the library's label ("Q", "scores", "residual") or a parameter's path
+    parents: list = field(default_factory=list)  # node indices of the op's inputs, in order
+    scalars: list = field(default_factory=list)  # (position, value) of folded scalar inputs
+    cluster: int | None = None     # for ops: the cluster the op was made in
+    skip: int | None = None        # for a residual add: the parent that is the skip input
+    tensor: object = None          # the Tensor (None for array inputs), for backward=True
+
+
+@dataclass
+class Trace:
+    nodes: list
+    clusters: dict        # key -> Cluster, keys in order of first appearance
+    output: int           # index of the output node
+    max_level: int        # deepest module-call level, -1 without modules
+
+
+def _walk(output):
+    """Every tensor behind `output`, each once, inputs before the ops that read
+    them (reverse post-order of an iterative depth-first search)."""
+    order, seen, stack = [], set(), [(output, False)]
+    while stack:
+        t, expanded = stack.pop()
+        if expanded:
+            order.append(t)
+            continue
+        if id(t) in seen:
+            continue
+        seen.add(id(t))
+        stack.append((t, True))
+        if t._ctx is not None:
+            stack.extend((p, False) for p in reversed(t._ctx.parents) if id(p) not in seen)
+    return order
+
+
+class _Tracer:
+    def __init__(self, model):
+        from tinygrad_enc.nn import Parameter
+
+        self.parameter_type = Parameter
+        self.param_paths = {id(p): name for name, p in model.named_parameters()} if model else {}
+        self.module_paths = {id(m): (path, type(m).__name__) for path, m in model.named_modules()} if model else {}
+        self.buffers = [(name, module._buffers[key]) for name, module, key in model.named_buffers()] if model else []
+        self.nodes, self.index, self.clusters, self.scope_keys = [], {}, {}, {}
+        self.unnamed = {}  # cluster key -> parameters named so far, without a model
+
+    def add(self, role, shape, **kw):
+        node = Node(len(self.nodes), role, tuple(shape), **kw)
+        self.nodes.append(node)
+        return node
+
+    # ----- clusters --------------------------------------------------------------
+    def cluster(self, scope):
+        """The key of the cluster of a module call, creating it (and its ancestors) on first sight."""
+        chain = []
+        while scope is not None and id(scope) not in self.scope_keys:
+            chain.append(scope)
+            scope = scope.parent
+        parent = self.scope_keys[id(scope)] if scope is not None else None
+        for s in reversed(chain):
+            path, kind = self.module_paths.get(s.module_id, (s.path, s.kind))
+            level = self.clusters[parent].level + 1 if parent is not None else 0
+            parent = self._list_clusters(parent, path)
+            key = len(self.clusters)
+            self.clusters[key] = Cluster(key, kind, path, parent, level)
+            self.scope_keys[id(s)] = parent = key
+        return parent
+
+    def _list_clusters(self, parent, path):
+        """Clusters for the containers between a module and its caller (`layers` between
+        `encoder` and `encoder.layers.0`): they hold modules but are never called."""
+        if parent is None:
+            return None
+        outer = self.clusters[parent]
+        prefix = f"{outer.path}." if outer.path else ""
+        if not path.startswith(prefix):
+            return parent
+        parts = path[len(prefix):].split(".")
+        for i in range(1, len(parts)):
+            list_path = prefix + ".".join(parts[:i])
+            found = next((c.key for c in self.clusters.values()
+                          if c.parent == parent and c.what == "list" and c.path == list_path), None)
+            if found is None:
+                kind = next((k for p, k in self.module_paths.values() if p == list_path), "")
+                found = len(self.clusters)
+                self.clusters[found] = Cluster(found, kind, list_path, parent, outer.level, what="list")
+            parent = found
+        return parent
+
+    # ----- nodes -----------------------------------------------------------------
+    def leaf(self, t, consumer):
+        """A node for a tensor no op recorded, or None for a scalar constant."""
+        if isinstance(t, self.parameter_type) or id(t) in self.param_paths:
+            return self.add("parameter", t.shape, name=self._param_name(t, consumer), tensor=t)
+        if t.requires_grad:
+            return self.add("input", t.shape, name=t.name, tensor=t)
+        if t.data.ndim == 0:
+            return None
+        buffer = next((name for name, array in self.buffers if np.shares_memory(t.data, array)), None)
+        if buffer is not None:
+            return self.add("constant", t.shape, name=buffer, tensor=t)
+        return self.add("input", t.shape, name=t.name, tensor=t)
+
+    def _param_name(self, t, consumer):
+        """Its path in the model; without a model, the path of the module that used it and a number."""
+        if id(t) in self.param_paths:
+            return self.param_paths[id(t)]
+        key = self.cluster(consumer._ctx.scope) if consumer._ctx.scope is not None else None
+        count = self.unnamed[key] = self.unnamed.get(key, 0) + 1
+        where = (self.clusters[key].path or self.clusters[key].kind) if key is not None else "parameter"
+        return f"{where} #{count}"
+
+    def array_input(self, t, seen_arrays):
+        """A node for the array an op read beside its tensors (token ids, a mask), if any."""
+        attr, label = ARRAY_INPUTS.get(t._ctx.op_name, (None, None))
+        array = getattr(t._ctx, attr, None) if attr else None
+        if not isinstance(array, np.ndarray) or array.ndim == 0 or (label == "ids" and array.dtype == np.bool_):
+            return None
+        if id(array) not in seen_arrays:
+            seen_arrays[id(array)] = (self.add("input", array.shape, name=label), array)
+        return seen_arrays[id(array)][0]
+
+
+def trace(output, model=None) -> Trace:
+    """Walk the graph behind `output` (a Tensor made by ops) and describe it; see the module docstring."""
+    tracer = _Tracer(model)
+    first_consumer = {}
+    order = _walk(output)
+    for t in order:  # who reads each leaf first: names unnamed parameters after that module
+        if t._ctx is not None:
+            for p in t._ctx.parents:
+                first_consumer.setdefault(id(p), t)
+    seen_arrays = {}  # keeps the arrays alive so their ids stay unique while tracing
+    for t in order:
+        if t._ctx is None:
+            node = tracer.leaf(t, first_consumer.get(id(t), t))
+            if node is not None:
+                tracer.index[id(t)] = node.index
+            continue
+        extra = tracer.array_input(t, seen_arrays)
+        node = tracer.add("op", t.shape, op=t._ctx.op_name, name=t.name, tensor=t,
+                          cluster=tracer.cluster(t._ctx.scope) if t._ctx.scope is not None else None)
+        for position, p in enumerate(t._ctx.parents):
+            if id(p) in tracer.index:
+                node.parents.append(tracer.index[id(p)])
+            else:
+                node.scalars.append((position, float(p.data)))
+        if extra is not None:
+            node.parents.append(extra.index)
+        tracer.index[id(t)] = node.index
+    nodes = tracer.nodes
+    _mark_skips(nodes)
+    _add_heads(tracer)
+    levels = [c.level for c in tracer.clusters.values()]
+    return Trace(nodes, tracer.clusters, tracer.index[id(output)], max(levels, default=-1))
+
+
+def _ancestors(nodes, start):
+    """Indices of every node `start` was computed from (iterative)."""
+    found, stack = set(), [start]
+    while stack:
+        for p in nodes[stack.pop()].parents:
+            if p not in found:
+                found.add(p)
+                stack.append(p)
+    return found
+
+
+def _mark_skips(nodes):
+    """For each add the library named "residual" (x + sublayer(x)), the skip input
+    is the parent the other parent was computed from."""
+    for node in nodes:
+        if node.op == "add" and node.name == "residual" and len(node.parents) == 2:
+            a, b = node.parents
+            node.skip = a if a in _ancestors(nodes, b) else b if b in _ancestors(nodes, a) else a
+
+
+def _add_heads(tracer):
+    """Inside each MultiHeadAttention call, gather the per-head ops (from the
+    split heads to Z: K^T, scores, softmax, weighted sum) into a "heads" cluster."""
+    nodes, clusters = tracer.nodes, tracer.clusters
+    for z in [n for n in nodes if n.name == "Z" and n.cluster is not None
+              and clusters[n.cluster].kind == "MultiHeadAttention"]:
+        scope = z.cluster
+        members, stack = [], [z.index]
+        while stack:
+            n = nodes[stack.pop()]
+            if n.role != "op" or n.cluster != scope or n.index in members or is_split(nodes, n):
+                continue
+            members.append(n.index)
+            stack.extend(n.parents)
+        key = len(clusters)
+        outer = clusters[scope]
+        clusters[key] = Cluster(key, "", outer.path, scope, outer.level, what="heads",
+                                heads=z.shape[-3] if len(z.shape) >= 3 else 1)
+        for i in sorted(members):
+            nodes[i].cluster = key
+
+
+def is_split(nodes, node):
+    """Is this op part of splitting Q, K or V into heads (the reshape, or the
+    permute right after it)?"""
+    def reshapes_projection(n):
+        return n.op == "reshape" and any(nodes[p].name in HEAD_PARENTS for p in n.parents)
+
+    if node.op == "permute" and node.parents:
+        return reshapes_projection(nodes[node.parents[0]])
+    return reshapes_projection(node)
