@@ -4,8 +4,9 @@ Labels are what a reader maps back to code and to "The Illustrated
 Transformer": op names as the engine calls them (`matmul`, `softmax`), the
 library's tensor names with the paper's formula (`scores = Q·Kᵀ/√d_k`),
 parameters by their module path, and the projections by their symbol (W^Q).
-The font is Helvetica, which every renderer has; the characters used here
-(·, ᵀ, √, Σ, →, ×, ÷) all have widths in graphviz-pure's font tables.
+The font is Helvetica, which every renderer has. graphviz-pure draws every
+character used here (·, ᵀ, √, Σ, →, ×, ÷, ‖); it measures "·" as a space and
+says so on stderr, which render() ignores: labels keep their size.
 """
 
 from __future__ import annotations
