@@ -1,0 +1,342 @@
+"""The engine's promises at their edges: shared subgraphs, deep graphs, memory,
+repeated backward, dtypes, grad mode, randomness, masking, numerical range."""
+import gc
+import time
+import weakref
+
+import numpy as np
+import pytest
+
+import tinygrad_enc.functional as F
+from tinygrad_enc import Tensor, manual_seed, no_grad
+from tinygrad_enc.tensor import is_grad_enabled, walk_backward
+
+from conftest import leaf, make_array
+
+
+# ----- shared subgraphs and depth ---------------------------------------------------
+def test_doubling_30_times_visits_each_node_once():
+    x = Tensor(1.0, requires_grad=True, dtype=np.float64)
+    y = x
+    for _ in range(30):
+        y = y + y
+    start = time.perf_counter()
+    y.backward()
+    assert time.perf_counter() - start < 0.5  # 2**30 paths, but only 30 nodes
+    assert x.grad == 2.0 ** 30
+    assert y.item() == 2.0 ** 30
+
+
+def test_diamond_counts_both_paths():
+    a = Tensor(1.0, requires_grad=True)
+    b = a + a
+    c = b + b
+    c.backward()
+    assert a.grad == 4.0
+
+
+def test_backward_through_a_100000_op_chain():
+    x = Tensor(1.5, requires_grad=True, dtype=np.float64)
+    y = x
+    start = time.perf_counter()
+    for _ in range(100_000):
+        y = -y
+    y.backward()
+    assert time.perf_counter() - start < 5.0
+    assert x.grad == 1.0  # an even number of negations
+    del y  # freeing the chain must not recurse either
+
+
+# ----- gradients of particular ops ---------------------------------------------------
+def test_repeated_rows_accumulate():
+    w = Tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    w[[0, 0, 2]].sum().backward()
+    np.testing.assert_array_equal(w.grad, np.array([[2.0] * 4, [0.0] * 4, [1.0] * 4]))
+
+
+def test_relu_gradient_at_zero_is_zero():
+    x = Tensor([-1.0, 0.0, 2.0], requires_grad=True)
+    x.relu().sum().backward()
+    np.testing.assert_array_equal(x.grad, [0.0, 0.0, 1.0])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_softmax_and_log_softmax_of_huge_logits(dtype):
+    x = Tensor([[1e4, -1e4, 0.0], [-1e4, -1e4, -1e4], [1e4, 1e4 - 1, 3.0]], requires_grad=True,
+               dtype=dtype)
+    s = F.softmax(x)
+    assert np.isfinite(s.data).all()
+    np.testing.assert_allclose(s.data.sum(-1), 1.0, rtol=1e-6)
+    np.testing.assert_allclose(s.data[0], [1.0, 0.0, 0.0])
+    np.testing.assert_allclose(s.data[1], [1 / 3] * 3, rtol=1e-6)
+    log_s = F.log_softmax(x)
+    assert np.isfinite(log_s.data).all()
+    np.testing.assert_allclose(log_s.data[0], [0.0, -2e4, -1e4], rtol=1e-6)
+    (s * Tensor(np.arange(9.0).reshape(3, 3), dtype=dtype)).sum().backward()
+    log_s.sum().backward()
+    assert np.isfinite(x.grad).all()
+
+
+@pytest.mark.parametrize("shape", [(5, 4), (2, 3, 4)], ids=str)
+def test_cross_entropy_gradient_is_softmax_minus_onehot_over_n(shape):
+    logits = leaf(shape)
+    target = np.random.default_rng(0).integers(0, shape[-1], shape[:-1])
+    F.cross_entropy(logits, target).backward()
+    onehot = np.eye(shape[-1])[target]
+    n = target.size
+    np.testing.assert_allclose(logits.grad, (F.softmax(logits).data - onehot) / n, atol=1e-12)
+
+
+def test_cross_entropy_ignored_positions_get_no_gradient():
+    logits = leaf((4, 3))
+    target = np.array([0, -100, 2, -100])
+    loss = F.cross_entropy(logits, target, ignore_index=-100)
+    loss.backward()
+    np.testing.assert_array_equal(logits.grad[[1, 3]], 0.0)
+    p = F.softmax(logits).data[[0, 2]]
+    np.testing.assert_allclose(logits.grad[[0, 2]], (p - np.eye(3)[[0, 2]]) / 2, atol=1e-12)
+
+
+def test_fully_masked_attention_row_gives_zeros_and_zero_grads():
+    q, k, v = leaf((2, 3, 4), seed=1), leaf((2, 5, 4), seed=2), leaf((2, 5, 3), seed=3)
+    mask = np.zeros((3, 5), bool)
+    mask[1] = True  # query 1 may attend to nothing
+    out, weights = F.scaled_dot_product_attention(q, k, v, mask=mask)
+    np.testing.assert_array_equal(weights.data[:, 1], 0.0)
+    np.testing.assert_array_equal(out.data[:, 1], 0.0)
+    np.testing.assert_allclose(weights.data.sum(-1)[:, [0, 2]], 1.0)
+    (out.sum() + (weights * weights).sum()).backward()
+    for t in (q, k, v):
+        assert np.isfinite(t.grad).all()
+    np.testing.assert_array_equal(q.grad[:, 1], 0.0)
+
+
+# ----- the graph's lifetime, repeated backward ------------------------------------------
+def test_dropping_the_loss_frees_the_graph_without_gc():
+    gc.disable()
+    try:
+        x = leaf((3, 4))
+        hidden = (x * 2.0).tanh()
+        alive = weakref.ref(hidden)
+        loss = (hidden * hidden).sum()
+        del hidden
+        assert alive() is not None  # the loss's graph holds it
+        loss.backward()
+        del loss
+        assert alive() is None  # refcounting alone freed it: no cycles
+    finally:
+        gc.enable()
+
+
+def test_second_backward_adds_exactly_the_same_again():
+    w, x = leaf((3, 4), seed=1), leaf((4,), seed=2)
+    loss = ((w @ x).tanh() * (w @ x)).sum() + (w * w).mean()
+    loss.backward()
+    first = (w.grad.copy(), x.grad.copy())
+    loss.backward()
+    np.testing.assert_allclose(w.grad, 2 * first[0], rtol=1e-14)
+    np.testing.assert_allclose(x.grad, 2 * first[1], rtol=1e-14)
+
+
+def test_only_leaves_keep_a_gradient():
+    x = leaf((2, 3))
+    hidden = x.exp()
+    out = (hidden * 3.0).sum()
+    out.backward()
+    assert x.grad is not None
+    assert hidden.grad is None and out.grad is None
+
+
+def test_leaf_gradient_is_not_aliased_with_upstream():
+    x = leaf((3,))
+    upstream = np.ones(3)
+    x.backward(upstream)
+    x.backward(upstream)
+    np.testing.assert_array_equal(upstream, 1.0)
+    np.testing.assert_array_equal(x.grad, 2.0)
+
+
+# ----- dtypes ------------------------------------------------------------------------
+def _mask(shape):
+    return make_array(shape, seed=8) > 0
+
+
+DTYPE_CASES = {
+    "arithmetic": lambda x: ((x + 1) * 2.0 - x / 3 + (1 - x) * x) ** 2,
+    "unary": lambda x: x.exp() + x.tanh() + x.sigmoid() + x.relu() + x.abs().sqrt() + x.abs().log(),
+    "gelu": lambda x: x.gelu() + F.gelu(x, approximate="tanh"),
+    "rpow": lambda x: 2 ** x,
+    "reductions": lambda x: x.sum(0) + x.mean(0) + x.max(0) + x.var(0),
+    "movement": lambda x: x.T.reshape(3, 2).transpose(0, 1)[:, [0, 0, 2]].expand(4, 2, 3),
+    "masks": lambda x: x.masked_fill(_mask((2, 3)), 0.0) + Tensor.where(_mask((2, 3)), x, 1.0),
+    "joins": lambda x: Tensor.cat(x.split([1, 2], 1), 1) + Tensor.stack([x, x]).sum(0),
+    "matmul": lambda x: x @ x.T + x[0] @ x[1],
+    "softmax": lambda x: F.softmax(x) + F.log_softmax(x, 0),
+    "layer_norm": lambda x: F.layer_norm(x, 3, Tensor.ones(3, dtype=x.dtype),
+                                         Tensor.zeros(3, dtype=x.dtype)),
+    "dropout": lambda x: F.dropout(x, 0.5),
+    "cross_entropy": lambda x: F.cross_entropy(x, [0, 2], label_smoothing=0.1),
+    "attention": lambda x: F.scaled_dot_product_attention(x, x, x, mask=np.eye(2, dtype=bool))[0],
+}
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("name", list(DTYPE_CASES))
+def test_dtype_flows_through_ops_and_gradients(name, dtype):
+    x = Tensor(make_array((2, 3)), requires_grad=True, dtype=dtype)
+    out = DTYPE_CASES[name](x)
+    assert out.dtype == dtype
+    for tensor, grad in walk_backward(out.sum()):
+        assert tensor.dtype == dtype
+        assert grad.dtype == dtype, (tensor, grad.dtype)
+    out.sum().backward()
+    assert x.grad.dtype == dtype and x.grad.shape == x.shape
+
+
+def test_python_numbers_do_not_change_the_dtype():
+    x = Tensor([1.0, 2.0])
+    assert x.dtype == np.float32
+    for y in (x + 1, 1 + x, x * 0.1, 0.1 * x, x / 3, 3 / x, x - np.float64(1), x ** 2, 2 ** x):
+        assert y.dtype == np.float32
+
+
+@pytest.mark.parametrize("data", [[1, 2, 3], np.arange(3), True, np.array([True, False])])
+def test_integer_and_boolean_tensors_cannot_require_grad(data):
+    with pytest.raises(TypeError, match="floating-point"):
+        Tensor(data, requires_grad=True)
+    assert Tensor(data).dtype == np.asarray(data).dtype  # indices and masks keep their type
+
+
+def test_float_data_defaults_to_float32():
+    assert Tensor(1.5).dtype == np.float32
+    assert Tensor(np.zeros(2)).dtype == np.float32
+    assert Tensor(np.zeros(2), dtype=np.float64).dtype == np.float64
+    assert Tensor.zeros((2, 3), dtype=np.float64).dtype == np.float64
+
+
+# ----- grad mode, randomness ------------------------------------------------------------
+def test_no_grad_nests_and_restores():
+    x = leaf((2,))
+    with no_grad():
+        with no_grad():
+            assert not (x * 2).requires_grad
+        assert not is_grad_enabled()
+        assert not (x * 2).requires_grad
+    assert is_grad_enabled()
+    assert (x * 2).requires_grad
+
+
+def test_no_grad_restores_after_an_exception():
+    with pytest.raises(ZeroDivisionError):
+        with no_grad():
+            1 / 0
+    assert is_grad_enabled()
+
+
+def test_no_grad_as_decorator():
+    @no_grad()
+    def double(t):
+        assert not is_grad_enabled()
+        return t * 2
+
+    y = double(leaf((2,)))
+    assert not y.requires_grad and y._ctx is None
+    assert is_grad_enabled()
+
+
+def test_manual_seed_repeats_dropout_and_randn():
+    def draw():
+        manual_seed(42)
+        return (F.dropout(Tensor.ones(100, 10), 0.5).data, Tensor.randn(3, 4).data,
+                Tensor.randn(5, dtype=np.float64).data)
+
+    first, second = draw(), draw()
+    for a, b in zip(first, second):
+        np.testing.assert_array_equal(a, b)
+    manual_seed(43)
+    assert not np.array_equal(F.dropout(Tensor.ones(100, 10), 0.5).data, first[0])
+
+
+def test_dropout_keeps_the_expected_value():
+    manual_seed(0)
+    out = F.dropout(Tensor.ones(200, 100, dtype=np.float64), 0.25).data
+    assert set(np.unique(out)) == {0.0, 1 / 0.75}
+    assert abs(out.mean() - 1.0) < 0.02
+
+
+@pytest.mark.parametrize("p, training", [(0.0, True), (0.5, False)])
+def test_dropout_identity_cases(p, training):
+    x = leaf((3, 4))
+    np.testing.assert_array_equal(F.dropout(x, p, training).data, x.data)
+
+
+def test_dropout_gradient_is_the_mask_over_keep_probability():
+    x = leaf((20, 20))
+    manual_seed(5)
+    out = F.dropout(x, 0.4)
+    out.sum().backward()
+    kept = out.data != 0
+    np.testing.assert_allclose(x.grad, kept / 0.6)
+
+
+# ----- comparisons, detach, repr ---------------------------------------------------------
+def test_comparisons_are_boolean_without_grad():
+    x = leaf((3,))
+    for result in (x > 0, x < x * 2, x == x, x != 0.5, x >= 0, x <= 0, Tensor(1.0) > 0):
+        assert isinstance(result.data, np.ndarray) and result.dtype == np.bool_
+        assert not result.requires_grad and result._ctx is None
+    np.testing.assert_array_equal((x > 0).data, x.data > 0)
+
+
+def test_detach_cuts_the_graph_and_shares_memory():
+    x = leaf((3,))
+    d = (x * 2).detach()
+    assert not d.requires_grad and d._ctx is None
+    y = (d * x).sum()
+    y.backward()
+    np.testing.assert_allclose(x.grad, d.data)  # d counted as a constant
+    assert x.detach().data is x.data
+
+
+def test_repr_shows_shape_dtype_and_op():
+    x = leaf((2, 3))
+    text = repr((x @ x.T).relu())
+    assert "shape=(2, 2)" in text and "float64" in text and "op=relu" in text
+    assert "requires_grad=True" in text
+    assert "op=" not in repr(x) and "shape=(2, 3)" in repr(x)
+    assert "op=masked_fill" in repr(x.masked_fill(x.data > 0, 0.0))
+
+
+# ----- 0-d tensors and shape corners ---------------------------------------------------------
+def test_zero_dimensional_reductions_accept_axis_0_and_minus_1():
+    x = Tensor(3.0, requires_grad=True, dtype=np.float64)
+    for y in (x.sum(0), x.mean(-1), x.max(0, keepdims=True), x.var(0), F.softmax(x) * x):
+        assert y.shape == ()
+    (x.sum(0) + x.max(-1) + F.softmax(x)).backward()
+    assert x.grad == 2.0
+
+
+def test_getitem_with_a_list_of_booleans_is_a_mask():
+    x = leaf((3, 2))
+    y = x[[True, False, True]]
+    np.testing.assert_array_equal(y.data, x.data[[0, 2]])
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [[1, 1], [0, 0], [1, 1]])
+
+
+def test_split_pieces_cover_the_axis():
+    x = leaf((7, 2))
+    pieces = x.split(3)
+    assert [p.shape[0] for p in pieces] == [3, 3, 1]
+    assert [p.shape[1] for p in x.split([1, 0, 1], axis=1)] == [1, 0, 1]
+    sum(((p * (i + 1.0)).sum() for i, p in enumerate(pieces)), Tensor(0.0)).backward()
+    np.testing.assert_array_equal(x.grad[:, 0], [1, 1, 1, 2, 2, 2, 3])
+
+
+def test_expand_and_getitem_outputs_are_views_but_gradients_are_fresh():
+    x = leaf((1, 3))
+    y = x.expand(4, 3)
+    assert np.shares_memory(y.data, x.data)
+    y.sum().backward()
+    np.testing.assert_array_equal(x.grad, [[4.0, 4.0, 4.0]])
+    assert x.grad.flags.writeable and not np.shares_memory(x.grad, y.data)
