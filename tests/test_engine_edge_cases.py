@@ -196,7 +196,9 @@ def test_dtype_flows_through_ops_and_gradients(name, dtype):
 def test_python_numbers_do_not_change_the_dtype():
     x = Tensor([1.0, 2.0])
     assert x.dtype == np.float32
-    for y in (x + 1, 1 + x, x * 0.1, 0.1 * x, x / 3, 3 / x, x - np.float64(1), x ** 2, 2 ** x):
+    for y in (x + 1, 1 + x, x * 0.1, 0.1 * x, x / 3, 3 / x, x - np.float64(1), x ** 2, 2 ** x,
+              x ** np.float64(0.5), np.float64(2) * x, x.masked_fill(x.data > 1, np.float64(3)),
+              Tensor.where(x.data > 1, x, np.float64(3))):
         assert y.dtype == np.float32
 
 

@@ -267,10 +267,12 @@ class Tensor:
     def __rmatmul__(self, other): return ops.MatMul.apply(self._operand(other), self)
 
     def __pow__(self, exponent):
-        if isinstance(exponent, Tensor) or not np.isscalar(exponent):
+        if not isinstance(exponent, (int, float, np.integer, np.floating)):
             raise TypeError("pow: the exponent must be a Python number (x ** 2, x ** 0.5); "
                             "for a tensor exponent write (b * x.log()).exp()")
-        return ops.Pow.apply(self, exponent=exponent)
+        # a Python number: a numpy float64 exponent would make float32 x float64
+        return ops.Pow.apply(self, exponent=exponent.item() if isinstance(exponent, np.generic)
+                             else exponent)
 
     def __rpow__(self, base):
         """number ** x = exp(x * ln(number)), for a positive number."""
