@@ -105,9 +105,12 @@ class Function:
         if type(data) is not np.ndarray:  # numpy hands back scalars for 0-d results
             data = np.asarray(data)
         out = Tensor._wrap(data)
-        if _GraphState.grad_enabled and any(t.requires_grad for t in inputs):
+        if not _GraphState.grad_enabled:
+            return out
+        needs_grad = tuple([t.requires_grad for t in inputs])  # one pass over the inputs
+        if True in needs_grad:
             ctx.parents = inputs
-            ctx.needs_grad = tuple(t.requires_grad for t in inputs)
+            ctx.needs_grad = needs_grad
             ctx.scope = _GraphState.scope
             out.requires_grad = True
             out._ctx = ctx
