@@ -42,7 +42,7 @@ def test_backward_through_a_100000_op_chain():
     for _ in range(100_000):
         y = -y
     y.backward()
-    assert time.perf_counter() - start < 5.0
+    assert time.perf_counter() - start < 4.0  # about 1 s here
     assert x.grad == 1.0  # an even number of negations
     del y  # freeing the chain must not recurse either
 

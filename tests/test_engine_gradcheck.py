@@ -190,6 +190,8 @@ MOVEMENT = {
                        lambda x: np.where(MASK_234, x, 0.5)),
     "where_scalar_a": (lambda x: Tensor.where(MASK_34, -1.0, x),
                        lambda x: np.where(MASK_34, -1.0, x)),
+    "where_wide_condition": (lambda x: Tensor.where(MASK_234, x[0, 0], x[1, :, :1]),
+                             lambda x: np.where(MASK_234, x[0, 0], x[1, :, :1])),
     "stack_0": (lambda x: Tensor.stack([x, x * 3.0, x[0:1].expand(2, 3, 4)]),
                 lambda x: np.stack([x, x * 3.0, np.broadcast_to(x[0:1], (2, 3, 4))])),
     "stack_-1": (lambda x: Tensor.stack([x, -x], axis=-1), lambda x: np.stack([x, -x], axis=-1)),
