@@ -118,7 +118,8 @@ def save_pictures(result, task, out):
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     model, example = result["model"], result["example"]
-    tokens = [f"{i}:{d}" for i, d in enumerate(example)]  # position:digit
+    digits = [str(d) for d in example]
+    tokens = [f"{i}:{d}" for i, d in enumerate(example)]  # position:digit on heatmap axes
     paths = [viz.loss_curve(result["history"], out / "loss_curve.png")]
 
     predict(model, example[None, :])  # fills every layer's attn_weights for this sequence
@@ -126,7 +127,7 @@ def save_pictures(result, task, out):
         paths.append(viz.attention_heatmap(layer.self_attn.attn_weights[0], tokens, tokens,
                                            out / f"attention_layer{i}.png"))
     last = model.encoder.layers[len(model.encoder.layers) - 1]
-    paths.append(viz.attention_graph(last.self_attn.attn_weights[0], tokens,
+    paths.append(viz.attention_graph(last.self_attn.attn_weights[0], digits,
                                      out / "attention_graph.svg"))
 
     # one encoder layer on this sequence, drawn down to its heads and single ops
