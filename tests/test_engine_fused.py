@@ -1,12 +1,34 @@
 """Fused ops and fast paths against the plain versions they stand for:
-erf against math.erf.
+erf against math.erf; a stack of matrices times one matrix against numpy's
+batched product.
 """
 import math
 
 import numpy as np
 import pytest
 
+from tinygrad_enc import Tensor
 from tinygrad_enc.special import erf
+
+from conftest import make_array
+
+TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-5)}
+
+
+def values_and_grads(fn, arrays, dtype):
+    """fn's output and the gradient of every input, from one random upstream gradient."""
+    tensors = [Tensor(a, requires_grad=True, dtype=dtype) for a in arrays]
+    out = fn(*tensors)
+    out.backward(np.random.default_rng(0).standard_normal(out.shape))
+    return [out.data] + [t.grad for t in tensors]
+
+
+def assert_same(fn, reference, arrays, dtype=np.float64):
+    got, want = values_and_grads(fn, arrays, dtype), values_and_grads(reference, arrays, dtype)
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert a.dtype == dtype
+        np.testing.assert_allclose(a, b, err_msg=f"output 0, then input gradients: {i}", **TOL[dtype])
+
 
 # ----- erf ---------------------------------------------------------------------
 ERF_POINTS = np.concatenate([
@@ -40,4 +62,16 @@ def test_erf_special_values_and_dtypes(dtype):
     np.testing.assert_array_equal(got[:5], [1.0, -1.0, np.nan, 0.0, -0.0])
     assert np.signbit(got[4]) and abs(float(got[5]) - math.erf(1.0)) < 1e-3
     assert erf(np.asarray(0.5, dtype=dtype)).shape == ()
+
+
+# ----- matmul: a stack of matrices times one matrix ----------------------------
+@pytest.mark.parametrize("transposed", [False, True])
+def test_stack_times_matrix_is_one_product(transposed):
+    a = make_array((3, 4, 5), seed=9)
+    a = a.transpose(1, 0, 2) if transposed else a  # a non-contiguous stack too
+    b = make_array((5, 2), seed=10)
+    assert_same(lambda x, w: x @ w, lambda x, w: (x.reshape(-1, 5) @ w).reshape(a.shape[:2] + (2,)),
+                [a, b])
+    np.testing.assert_allclose((Tensor(a, dtype=np.float64) @ Tensor(b, dtype=np.float64)).data,
+                               np.matmul(a, b), rtol=1e-14)
 

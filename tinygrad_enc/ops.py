@@ -147,7 +147,7 @@ class Sigmoid(Function):
 class ReLU(Function):
     def forward(self, x):
         self.positive = x > 0
-        return np.where(self.positive, x, 0).astype(x.dtype, copy=False)
+        return np.maximum(x, 0)  # NaN stays NaN, as in PyTorch
 
     def backward(self, g):
         # d relu/dx = 1 where x > 0, else 0 (also at 0, as in PyTorch)
@@ -219,7 +219,7 @@ class MatMul(Function):
 
     def forward(self, a, b):
         self.a, self.b = a, b
-        return a @ b
+        return _matmul(a, b)
 
     def backward(self, g):
         # d(a@b)/da = g @ b^T,  d(a@b)/db = a^T @ g
@@ -233,7 +233,7 @@ class MatMul(Function):
             g = np.expand_dims(g, -2)
         grad_a = grad_b = None
         if self.needs_grad[0]:
-            grad_a = g @ np.swapaxes(b, -1, -2)
+            grad_a = _matmul(g, np.swapaxes(b, -1, -2))
             if self.a.ndim == 1:
                 grad_a = grad_a[..., 0, :]
         if self.needs_grad[1]:
@@ -244,6 +244,15 @@ class MatMul(Function):
             if self.b.ndim == 1:
                 grad_b = grad_b[..., 0]
         return grad_a, grad_b
+
+
+def _matmul(a, b):
+    """a @ b, with a stack of matrices times one matrix, (..., M, K) @ (K, N),
+    done as one 2-D product of all the rows: numpy would loop over the stack,
+    one small BLAS call per matrix (a Linear layer on (B, T, d) is this case)."""
+    if a.ndim > 2 and b.ndim == 2:
+        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[-1:])
+    return a @ b
 
 
 # ----- reductions -------------------------------------------------------------
@@ -387,7 +396,9 @@ class Softmax(Function):
     def backward(self, g):
         # d/dx softmax: s * (g - sum(g * s))
         s = self.out
-        return s * (g - (g * s).sum(axis=self.axis, keepdims=True))
+        grad = g - (g * s).sum(axis=self.axis, keepdims=True)
+        grad *= s  # in place: one fewer array of the scores' size
+        return grad
 
 
 class LogSoftmax(Function):
