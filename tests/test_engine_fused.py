@@ -1,16 +1,19 @@
 """Fused ops and fast paths against the plain versions they stand for:
 erf against math.erf; a stack of matrices times one matrix against numpy's
-batched product.
+batched product; the LayerNorm op against layer norm composed from primitives
+(written here), in values and gradients.
 """
 import math
 
 import numpy as np
 import pytest
 
+import tinygrad_enc.functional as F
 from tinygrad_enc import Tensor
+from tinygrad_enc.gradcheck import gradcheck
 from tinygrad_enc.special import erf
 
-from conftest import make_array
+from conftest import leaf, make_array
 
 TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-5)}
 
@@ -28,6 +31,49 @@ def assert_same(fn, reference, arrays, dtype=np.float64):
     for i, (a, b) in enumerate(zip(got, want)):
         assert a.dtype == dtype
         np.testing.assert_allclose(a, b, err_msg=f"output 0, then input gradients: {i}", **TOL[dtype])
+
+
+# ----- LayerNorm: one op against its composition ------------------------------
+def composed_layer_norm(x, shape, weight=None, bias=None, eps=1e-5):
+    """Layer norm from primitives, as F.layer_norm was before the fused op."""
+    axes = tuple(range(x.ndim - len(shape), x.ndim))
+    centered = x - x.mean(axes, keepdims=True)
+    variance = (centered * centered).mean(axes, keepdims=True)
+    out = centered / (variance + eps).sqrt()
+    if weight is not None:
+        out = out * weight
+    if bias is not None:
+        out = out + bias
+    return out
+
+
+LAYER_NORM_CASES = [((2, 3, 4), (4,)), ((2, 3, 4), (3, 4)), ((5, 8), (8,)), ((4,), (4,)),
+                    ((2, 3, 1), (1,))]
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("shape, normalized", LAYER_NORM_CASES, ids=str)
+def test_layer_norm_op_equals_its_composition(shape, normalized, dtype):
+    arrays = [make_array(shape, seed=1), make_array(normalized, seed=2), make_array(normalized, seed=3)]
+    assert_same(lambda x, w, b: F.layer_norm(x, normalized, w, b),
+                lambda x, w, b: composed_layer_norm(x, normalized, w, b), arrays, dtype)
+    assert_same(lambda x: F.layer_norm(x, normalized, eps=1e-2),
+                lambda x: composed_layer_norm(x, normalized, eps=1e-2), arrays[:1], dtype)
+
+
+def test_layer_norm_is_one_op_and_gradchecks():
+    x = leaf((3, 5), seed=4)
+    out = F.layer_norm(x, 5)
+    assert out._ctx.op_name == "layer_norm" and out._ctx.parents == (x,)
+    assert gradcheck(lambda t: F.layer_norm(t, (2, 5), eps=1e-3), leaf((2, 2, 5), seed=5))
+
+
+def test_layer_norm_of_a_constant_row_is_zero_with_finite_gradient():
+    x = Tensor(np.full((2, 4), 3.0), requires_grad=True, dtype=np.float64)
+    out = F.layer_norm(x, 4)
+    out.backward(np.arange(8.0).reshape(2, 4))
+    np.testing.assert_array_equal(out.data, 0.0)
+    assert np.isfinite(x.grad).all()
 
 
 # ----- erf ---------------------------------------------------------------------

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from . import random as _random
-from .ops import LogSoftmax, Softmax
+from .ops import LayerNorm, LogSoftmax, Softmax
 from .tensor import Tensor, check_mask, normalize_axes, shape_str
 
 
@@ -79,9 +79,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
         raise ValueError(f"layer_norm: input {shape_str(x.shape)} does not end in the "
                          f"normalized shape {shape_str(shape)}")
     axes = tuple(range(x.ndim - len(shape), x.ndim))
-    centered = x - x.mean(axes, keepdims=True)
-    variance = (centered * centered).mean(axes, keepdims=True)
-    out = centered / (variance + eps).sqrt()
+    out = LayerNorm.apply(x, axes=axes, eps=eps)
     if weight is not None:
         out = out * weight
     if bias is not None:

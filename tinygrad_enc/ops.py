@@ -417,3 +417,29 @@ class LogSoftmax(Function):
     def backward(self, g):
         # d/dx log_softmax: g - softmax * sum(g)
         return g - self.softmax * g.sum(axis=self.axis, keepdims=True)
+
+
+# ----- fused: layer norm ---------------------------------------------------------
+class LayerNorm(Function):
+    """x_hat = (x - mean) / sigma over `axes`, sigma = sqrt(var + eps) with the
+    biased variance (divide by n). One op instead of the nine primitives it is
+    composed of (two means, subtract, square, add eps, sqrt, divide): layer norm
+    runs twice per encoder layer, on every token. The learned scale and shift
+    stay outside, in F.layer_norm."""
+    op_name = "layer_norm"
+
+    def forward(self, x, axes, eps):
+        self.axes = axes
+        x_hat = x - x.mean(axis=axes, keepdims=True)
+        self.inv_sigma = 1.0 / np.sqrt((x_hat * x_hat).mean(axis=axes, keepdims=True) + eps)
+        x_hat *= self.inv_sigma
+        self.x_hat = x_hat
+        return x_hat
+
+    def backward(self, g):
+        # d/dx: (g - mean(g) - x_hat * mean(g * x_hat)) / sigma
+        x_hat, axes = self.x_hat, self.axes
+        grad = g - g.mean(axis=axes, keepdims=True)
+        grad -= x_hat * (g * x_hat).mean(axis=axes, keepdims=True)
+        grad *= self.inv_sigma
+        return grad
