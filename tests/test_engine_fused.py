@@ -1,7 +1,8 @@
 """Fused ops and fast paths against the plain versions they stand for:
 erf against math.erf; a stack of matrices times one matrix against numpy's
 batched product; the LayerNorm op against layer norm composed from primitives
-(written here), in values and gradients.
+(written here), in values and gradients; the one graph walk that backward and
+viz share.
 """
 import math
 
@@ -12,6 +13,7 @@ import tinygrad_enc.functional as F
 from tinygrad_enc import Tensor
 from tinygrad_enc.gradcheck import gradcheck
 from tinygrad_enc.special import erf
+from tinygrad_enc.tensor import topological_order, walk_backward
 
 from conftest import leaf, make_array
 
@@ -121,3 +123,21 @@ def test_stack_times_matrix_is_one_product(transposed):
     np.testing.assert_allclose((Tensor(a, dtype=np.float64) @ Tensor(b, dtype=np.float64)).data,
                                np.matmul(a, b), rtol=1e-14)
 
+
+# ----- the one graph walk --------------------------------------------------------
+def test_topological_order_with_and_without_constants():
+    x = leaf((2, 3))
+    c = Tensor(np.ones((2, 3)))
+    out = ((x * c) + x.exp()).sum()
+    with_constants = topological_order(out, include_constants=True)
+    without = topological_order(out)
+    assert [t for t in with_constants if t.requires_grad] == without
+    assert any(t is c for t in with_constants) and not any(t is c for t in without)
+    for order in (with_constants, without):
+        position = {id(t): i for i, t in enumerate(order)}
+        assert order[-1] is out and len(position) == len(order)
+        for t in order:
+            if t._ctx is not None:
+                assert all(position[id(p)] < position[id(t)] for p in t._ctx.parents
+                           if id(p) in position)
+    assert [t for t, _ in walk_backward(out)] == without[::-1]

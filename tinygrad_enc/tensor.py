@@ -11,6 +11,7 @@ array at once, by reference counting alone.
 iterative depth-first search (no recursion, so no depth limit). Each node's
 gradient is complete when it is visited (all of its consumers came first); it
 is handed to the node's Function and then dropped. Only leaves keep a `.grad`.
+viz walks the same order (`topological_order`) to draw the graph.
 """
 import numpy as np
 
@@ -474,7 +475,8 @@ def walk_backward(root, grad=None):
             raise ValueError(f"backward: grad has shape {shape_str(grad.shape)} but the output "
                              f"has shape {shape_str(root.shape)}")
     grads = {id(root): grad}
-    for tensor in _topological_order(root):
+    order = topological_order(root)
+    for tensor in reversed(order):
         g = grads.pop(id(tensor), None)
         if g is None:  # no consumer passed a gradient back to it
             continue
@@ -494,9 +496,11 @@ def walk_backward(root, grad=None):
             grads[key] = grads[key] + pg if key in grads else pg
 
 
-def _topological_order(root):
-    """Tensors behind `root` that require grad, each after all its consumers:
-    reverse post-order of an iterative depth-first search."""
+def topological_order(root, include_constants=False):
+    """The tensors behind `root`, each once, every tensor after the tensors it
+    was computed from (post-order of an iterative depth-first search, first
+    inputs first). Only those that require grad, unless `include_constants`
+    (viz draws those too)."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
@@ -509,9 +513,8 @@ def _topological_order(root):
         visited.add(id(tensor))
         stack.append((tensor, True))
         if tensor._ctx is not None:
-            stack.extend((parent, False) for parent in tensor._ctx.parents
-                         if parent.requires_grad and id(parent) not in visited)
-    order.reverse()
+            stack.extend((parent, False) for parent in reversed(tensor._ctx.parents)
+                         if (include_constants or parent.requires_grad) and id(parent) not in visited)
     return order
 
 

@@ -60,24 +60,6 @@ class Trace:
     max_level: int        # deepest module-call level, -1 without modules
 
 
-def _walk(output):
-    """Every tensor behind `output`, each once, inputs before the ops that read
-    them (reverse post-order of an iterative depth-first search)."""
-    order, seen, stack = [], set(), [(output, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in seen:
-            continue
-        seen.add(id(t))
-        stack.append((t, True))
-        if t._ctx is not None:
-            stack.extend((p, False) for p in reversed(t._ctx.parents) if id(p) not in seen)
-    return order
-
-
 class _Tracer:
     def __init__(self, model):
         from tinygrad_enc.nn import Parameter
@@ -168,9 +150,11 @@ class _Tracer:
 
 def trace(output, model=None) -> Trace:
     """Walk the graph behind `output` (a Tensor made by ops) and describe it; see the module docstring."""
+    from tinygrad_enc.tensor import topological_order  # imported when drawn, as in _Tracer
+
     tracer = _Tracer(model)
     first_consumer = {}
-    order = _walk(output)
+    order = topological_order(output, include_constants=True)  # every node after its inputs
     for t in order:  # who reads each leaf first: names unnamed parameters after that module
         if t._ctx is not None:
             for p in t._ctx.parents:
