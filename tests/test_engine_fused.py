@@ -2,7 +2,7 @@
 erf against math.erf; a stack of matrices times one matrix against numpy's
 batched product; the LayerNorm op against layer norm composed from primitives
 (written here), in values and gradients; the one graph walk that backward and
-viz share.
+viz share; Split against one getitem per piece.
 """
 import math
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import tinygrad_enc.functional as F
-from tinygrad_enc import Tensor
+from tinygrad_enc import Tensor, ops
 from tinygrad_enc.gradcheck import gradcheck
 from tinygrad_enc.special import erf
 from tinygrad_enc.tensor import topological_order, walk_backward
@@ -110,6 +110,60 @@ def test_erf_special_values_and_dtypes(dtype):
     np.testing.assert_array_equal(got[:5], [1.0, -1.0, np.nan, 0.0, -0.0])
     assert np.signbit(got[4]) and abs(float(got[5]) - math.erf(1.0)) < 1e-3
     assert erf(np.asarray(0.5, dtype=dtype)).shape == ()
+
+
+# ----- Split: one backward for all the pieces ----------------------------------
+def split_by_getitem(x, sizes, axis):
+    """The pieces as one getitem each, as Tensor.split was before the Split op."""
+    starts = np.cumsum([0] + sizes[:-1])
+    lead = (slice(None),) * axis
+    return [x[lead + (slice(int(s), int(s) + n),)] for s, n in zip(starts, sizes)]
+
+
+SPLIT_USES = {  # which pieces reach the output, and how
+    "all": lambda p: Tensor.cat([p[2], p[0] * 2.0, p[1]], axis=-1),
+    "some": lambda p: p[0] * 3.0 + p[2],
+    "one_twice": lambda p: p[1] * p[1],
+}
+
+
+@pytest.mark.parametrize("use", list(SPLIT_USES))
+@pytest.mark.parametrize("axis", [0, 2])
+def test_split_equals_one_getitem_per_piece(use, axis):
+    x = make_array((6, 2, 6), seed=6)
+    assert_same(lambda t: SPLIT_USES[use](t.split(2, axis)),
+                lambda t: SPLIT_USES[use](split_by_getitem(t, [2, 2, 2], axis)), [x])
+    assert gradcheck(lambda t: SPLIT_USES[use](t.split(2, axis)),
+                     Tensor(x, requires_grad=True, dtype=np.float64))
+
+
+def test_split_pieces_are_views_and_backward_runs_once(monkeypatch):
+    calls = []
+    backward = ops.Split.backward
+    monkeypatch.setattr(ops.Split, "backward", lambda self, grads: calls.append(grads) or
+                        backward(self, grads))
+    x = leaf((4, 6), seed=7)
+    pieces = x.split([1, 3, 2], axis=1)
+    assert all(np.shares_memory(p.data, x.data) for p in pieces)
+    (pieces[0] * 2.0 + pieces[2].sum(1, keepdims=True)).sum().backward()
+    assert len(calls) == 1 and calls[0][1] is None  # the middle piece got no gradient
+    np.testing.assert_array_equal(x.grad, np.repeat([[2.0, 0, 0, 0, 1, 1]], 4, axis=0))
+
+
+def test_one_pieces_own_backward_puts_its_gradient_in_place():
+    """What viz draws on the edge from x to one piece."""
+    x = leaf((2, 5))
+    piece = x.split([2, 3], axis=1)[1]
+    sent = piece._ctx.backward(np.ones((2, 3)))
+    np.testing.assert_array_equal(sent, [[0, 0, 1, 1, 1]] * 2)
+
+
+def test_split_twice_backward_adds_twice():
+    x = leaf((3, 4))
+    out = (x.split(2, axis=1)[1] * 5.0).sum()
+    out.backward()
+    out.backward()
+    np.testing.assert_array_equal(x.grad, [[0, 0, 10, 10]] * 3)
 
 
 # ----- matmul: a stack of matrices times one matrix ----------------------------

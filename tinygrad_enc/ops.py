@@ -360,6 +360,26 @@ class Where(Function):
                 np.where(self.condition, zero, g) if self.needs_grad[1] else None)
 
 
+class Split(Function):
+    """x cut along `axis` into pieces of `sizes`: views of x, no copies. One op
+    with several outputs, so its backward runs once for all the pieces and
+    fills one x-sized array (a getitem per piece would each fill an x-sized
+    array of zeros, and the walk would add them up)."""
+
+    def forward(self, x, sizes, axis):
+        self.shape, self.axis = x.shape, axis
+        self.bounds = np.cumsum(sizes[:-1], dtype=int)
+        return tuple(np.split(x, self.bounds, axis=axis))
+
+    def backward(self, grads):
+        # each piece's gradient back in its place; zeros for a piece that got none
+        dtype = next(g.dtype for g in grads if g is not None)
+        grad = np.empty(self.shape, dtype=dtype)
+        for place, g in zip(np.split(grad, self.bounds, axis=self.axis), grads):
+            place[...] = 0 if g is None else g
+        return grad
+
+
 class Cat(Function):
     def forward(self, *arrays, axis):
         self.axis = axis

@@ -103,24 +103,64 @@ class Function:
     def apply(cls, *inputs, **kwargs):
         ctx = cls()
         data = ctx.forward(*[t.data for t in inputs], **kwargs)
+        if type(data) is tuple:  # an op with several outputs (split)
+            return ctx._several_outputs(inputs, data)
         if type(data) is not np.ndarray:  # numpy hands back scalars for 0-d results
             data = np.asarray(data)
         out = Tensor._wrap(data)
-        if not _GraphState.grad_enabled:
-            return out
-        needs_grad = tuple([t.requires_grad for t in inputs])  # one pass over the inputs
-        if True in needs_grad:
-            ctx.parents = inputs
-            ctx.needs_grad = needs_grad
-            ctx.scope = _GraphState.scope
+        if ctx._record(inputs):
             out.requires_grad = True
             out._ctx = ctx
         return out
+
+    def _record(self, inputs):
+        """Keep the inputs if the graph is being recorded and one of them
+        requires grad; say whether the outputs join the graph."""
+        if not _GraphState.grad_enabled:
+            return False
+        needs_grad = tuple([t.requires_grad for t in inputs])  # one pass over the inputs
+        if True not in needs_grad:
+            return False
+        self.parents = inputs
+        self.needs_grad = needs_grad
+        self.scope = _GraphState.scope
+        return True
+
+    def _several_outputs(self, inputs, arrays):
+        """One tensor per array, output i remembering the op through Output(self, i)."""
+        outs = tuple(Tensor._wrap(np.asarray(a)) for a in arrays)
+        if self._record(inputs):
+            self.n_outputs = len(outs)
+            for i, out in enumerate(outs):
+                out.requires_grad = True
+                out._ctx = Output(self, i)
+        return outs
 
     @property
     def op_name(self):
         """The op's readable name (`matmul`, `softmax`); a class may set its own."""
         return type(self).__name__.lower()
+
+
+class Output(Function):
+    """Output `index` of an op with several outputs, standing for the op in the
+    graph: each tensor still has one Function, with the op's parents. The walk
+    gathers every output's gradient and calls `op.backward(grads)` once, a list
+    with None for an output that got none. Its own backward is what this
+    output alone sends back (viz draws one edge per output)."""
+
+    def __init__(self, op, index):
+        self.op, self.index = op, index
+        self.parents, self.needs_grad, self.scope = op.parents, op.needs_grad, op.scope
+
+    @property
+    def op_name(self):
+        return self.op.op_name
+
+    def backward(self, g):
+        grads = [None] * self.op.n_outputs
+        grads[self.index] = g
+        return self.op.backward(grads)
 
 
 def unbroadcast(grad, shape):
@@ -404,9 +444,7 @@ class Tensor:
             if size <= 0:
                 raise ValueError(f"split: size must be positive, got {size}")
             sizes = [min(size, length - start) for start in range(0, length, size)]
-        starts = np.cumsum([0] + sizes[:-1])
-        lead = (slice(None),) * axis
-        return [self[lead + (slice(int(s), int(s) + n),)] for s, n in zip(starts, sizes)]
+        return list(ops.Split.apply(self, sizes=sizes, axis=axis))
 
     @staticmethod
     def cat(tensors, axis=0):
@@ -476,13 +514,15 @@ def walk_backward(root, grad=None):
                              f"has shape {shape_str(root.shape)}")
     grads = {id(root): grad}
     order = topological_order(root)
+    gather = _Gather(order)
     for tensor in reversed(order):
         g = grads.pop(id(tensor), None)
-        if g is None:  # no consumer passed a gradient back to it
-            continue
-        yield tensor, g
+        if g is not None:
+            yield tensor, g
         ctx = tensor._ctx
-        if ctx is None:
+        if isinstance(ctx, Output):
+            ctx, g = ctx.op, gather(ctx, g)
+        if ctx is None or g is None:  # a leaf, or no consumer passed a gradient back
             continue
         parent_grads = ctx.backward(g)
         if not isinstance(parent_grads, tuple):
@@ -494,6 +534,29 @@ def walk_backward(root, grad=None):
             key = id(parent)
             # out of place: a backward may hand the same array to two inputs
             grads[key] = grads[key] + pg if key in grads else pg
+
+
+class _Gather:
+    """Collects the gradients of an op's several outputs, so that the op runs
+    its backward once, when the walk has visited the last of them."""
+
+    def __init__(self, order):
+        self.left, self.grads = {}, {}  # per op: outputs still to visit, gradient per output
+        for tensor in order:
+            if isinstance(tensor._ctx, Output):
+                op = tensor._ctx.op
+                self.left[id(op)] = self.left.get(id(op), 0) + 1
+                self.grads[id(op)] = [None] * op.n_outputs
+
+    def __call__(self, output, g):
+        """Note `g` for `output`; the list of all the op's output gradients once
+        this was its last output (None before, or if none got a gradient)."""
+        key = id(output.op)
+        self.grads[key][output.index] = g
+        self.left[key] -= 1
+        if self.left[key] or all(x is None for x in self.grads[key]):
+            return None
+        return self.grads.pop(key)
 
 
 def topological_order(root, include_constants=False):
