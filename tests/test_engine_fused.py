@@ -1,8 +1,11 @@
-"""Fused ops and fast paths against the plain versions they stand for:
-erf against math.erf; a stack of matrices times one matrix against numpy's
-batched product; the LayerNorm op against layer norm composed from primitives
-(written here), in values and gradients; the one graph walk that backward and
-viz share; Split against one getitem per piece.
+"""Fused ops and fast paths against the plain versions they stand for.
+
+The LayerNorm op against layer norm composed from primitives (written here),
+in values and gradients; erf against math.erf; Split against one getitem per
+piece; the embedding-lookup backward against np.add.at; a stack of matrices
+times one matrix against numpy's batched product; the one graph walk that
+backward and viz share. Gradcheck and PyTorch parity of the public functions
+are in test_engine_gradcheck.py and test_engine_parity_torch.py.
 """
 import math
 
@@ -164,6 +167,18 @@ def test_split_twice_backward_adds_twice():
     out.backward()
     out.backward()
     np.testing.assert_array_equal(x.grad, [[0, 0, 10, 10]] * 3)
+
+
+# ----- getitem of whole rows (embedding lookup) --------------------------------
+@pytest.mark.parametrize("shape", [(7,), (7, 3), (7, 2, 3)])
+def test_row_lookup_backward_sums_repeats_like_add_at(shape):
+    index = np.array([[0, 6, 6, -1], [3, 0, -7, 2]])  # repeats and negative rows
+    x = leaf(shape)
+    upstream = make_array(index.shape + shape[1:], seed=8)
+    x[index].backward(upstream)
+    want = np.zeros(shape)
+    np.add.at(want, index, upstream)
+    np.testing.assert_allclose(x.grad, want, rtol=1e-15, atol=1e-15)
 
 
 # ----- matmul: a stack of matrices times one matrix ----------------------------

@@ -324,10 +324,16 @@ class GetItem(Function):
     def backward(self, g):
         # each picked element gets its g; an index picked twice gets the sum
         grad = np.zeros(self.shape, dtype=g.dtype)
-        if _has_integer_array(self.index):
-            np.add.at(grad, self.index, g)
-        else:  # slices, ints and boolean masks never pick an element twice
+        if not _has_integer_array(self.index):  # slices, ints, boolean masks: no repeats
             grad[self.index] = g
+        elif isinstance(self.index, np.ndarray):  # whole rows, as an embedding looks them up
+            row = math.prod(self.shape[1:])
+            # the flat position of every element picked: np.add.at's fast case,
+            # a 1-D index into a 1-D array, is several times quicker than rows
+            flat = self.index[..., None] * row + np.arange(row)
+            np.add.at(grad.reshape(-1), flat.reshape(-1), g.reshape(-1))
+        else:
+            np.add.at(grad, self.index, g)
         return grad
 
 
