@@ -3,15 +3,26 @@
     python benchmarks/bench_encoder.py            # all cases
     python benchmarks/bench_encoder.py --quick    # fewer repeats
 
+    python benchmarks/bench_encoder.py --threads 1  # one BLAS thread in both
+
 For each case it times the same computation in both libraries (median of
 repeats, after warm-up): single ops forward+backward, multi-head attention,
 an encoder training step (forward, backward, Adam) at the demo's size and a
 larger one. It also reports the peak memory numpy allocates for one training
-step (tracemalloc). PyTorch runs with the same number of threads as numpy's
-BLAS would use; pass --threads to pin both.
+step (tracemalloc). Both libraries use all cores unless --threads pins both;
+on a small machine, run with nothing else busy: BLAS threads that wait for a
+busy core make every matrix product many times slower.
+
+Where the time goes besides the matrix products: per-op Python work at the
+small sizes, and at the large size fresh arrays. glibc hands freed memory back
+to the system, so a new array of a few hundred KiB page-faults again; set
+MALLOC_MMAP_THRESHOLD_=67108864 MALLOC_TRIM_THRESHOLD_=268435456 to see the
+step without that cost (it helps PyTorch less: it makes fewer temporaries).
 """
 import argparse
+import os
 import statistics
+import sys
 import time
 import tracemalloc
 
@@ -109,6 +120,29 @@ def attention_case(batch, length, d_model, heads):
     return name, ours, theirs
 
 
+def embedding_case(vocabulary, d_model, batch, length):
+    """An embedding lookup with repeated ids, forward and backward."""
+    name = f"embedding ({vocabulary},{d_model}) ids ({batch},{length}) fwd+bwd"
+    manual_seed(0)
+    ids = np.random.default_rng(0).integers(0, vocabulary, (batch, length))
+    embed = nn.Embedding(vocabulary, d_model)
+
+    def ours():
+        embed.weight.grad = None
+        embed(ids).sum().backward()
+
+    if torch is None:
+        return name, ours, None
+    t_embed = torch.nn.Embedding(vocabulary, d_model)
+    t_ids = torch.tensor(ids)
+
+    def theirs():
+        t_embed.weight.grad = None
+        t_embed(t_ids).sum().backward()
+
+    return name, ours, theirs
+
+
 def cases():
     weight = np.ones((128, 128), np.float32)
     yield op_case("matmul (64,128)@(128,128) fwd+bwd", lambda t: t @ Tensor(weight),
@@ -119,6 +153,7 @@ def cases():
                   lambda t: torch.nn.functional.layer_norm(t, (32,)), (64, 8, 32))
     yield op_case("gelu (64,8,64) fwd+bwd", lambda t: t.gelu(), lambda t: torch.nn.functional.gelu(t),
                   (64, 8, 64))
+    yield embedding_case(1000, 128, 32, 64)
     yield attention_case(64, 8, 32, 4)
     yield encoder_case(64, 8, 32, 4, 64, 2)
     yield encoder_case(32, 64, 128, 8, 512, 2)
@@ -135,16 +170,35 @@ def peak_step_memory():
     return peak
 
 
+_THREAD_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def pin_threads(n, restart):
+    """n BLAS threads in numpy and in PyTorch. numpy's BLAS reads its thread
+    count once, when it loads: from the command line (`restart`) the script
+    runs itself again with it set; called from Python, set the variables first."""
+    if any(os.environ.get(name) != str(n) for name in _THREAD_VARIABLES):
+        if not restart:
+            raise RuntimeError(f"--threads {n}: set {', '.join(_THREAD_VARIABLES)} to {n} "
+                               "before numpy is imported")
+        os.environ.update({name: str(n) for name in _THREAD_VARIABLES})
+        os.execv(sys.executable, [sys.executable] + sys.argv)
+    if torch is not None:
+        torch.set_num_threads(n)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats")
-    parser.add_argument("--threads", type=int, default=None, help="torch.set_num_threads")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="BLAS threads for numpy and PyTorch (default: all cores)")
     args = parser.parse_args(argv)
-    if torch is not None and args.threads:
-        torch.set_num_threads(args.threads)
+    if args.threads:
+        pin_threads(args.threads, restart=argv is None)
     repeats = 5 if args.quick else 30
     rows = []
-    print(f"{'case':<62} {'tinygrad_enc':>13} {'PyTorch':>10} {'ratio':>7}")
+    threads = f"{args.threads} thread{'s' if args.threads != 1 else ''}" if args.threads else "default threads"
+    print(f"{'case (' + threads + ')':<62} {'tinygrad_enc':>13} {'PyTorch':>10} {'ratio':>7}")
     for name, ours, theirs in cases():
         a = median_seconds(ours, repeats)
         b = median_seconds(theirs, repeats) if theirs else None
