@@ -97,7 +97,8 @@ class Function:
     A backward may return a gradient whose shape is the *broadcast* shape of
     the op; the walk reduces it to the input's own shape (`unbroadcast`), so
     broadcasting is undone in exactly one place. Return None for inputs that
-    need no gradient.
+    need no gradient. A forward that returns a tuple of arrays makes one tensor
+    each (split); its backward then gets the list of their gradients (`Output`).
     """
     @classmethod
     def apply(cls, *inputs, **kwargs):
