@@ -125,7 +125,8 @@ def test_ops_are_named_in_the_papers_terms(built):
     source = viz.draw_graph(loss, model, max_nodes=None).source
     for text in ("split Q into heads", "split V into heads", "Kᵀ", "<b>scores = Q·Kᵀ/√d_k</b>",
                  "softmax<br/><b>weights = softmax(scores)</b>", "matmul<br/><b>Z = weights·V</b>",
-                 "reshape<br/><b>concat heads</b>", "<b>Q = x·W^Q</b>", "W^O  (8, 8)", "layer_norm",
+                 "reshape<br/><b>concat heads</b>", "<b>Q = x·W^Q</b>", "W^O  (8, 8)",
+                 "layer_norm<br/>(x − mean) / √(variance + ε)",
                  "getitem<br/>look up rows", "mul ×0.5", "2 heads, computed side by side"):
         assert text in source, text
     assert source.count("residual: x + sublayer(x)") == 4
@@ -383,3 +384,11 @@ def test_collapse_draws_named_modules_as_boxes_at_any_depth(built):
     assert by_path.node_count < viz.draw_graph(loss, model, max_nodes=None).node_count
     with pytest.raises(TypeError, match="collapse must hold module class names or paths"):
         viz.draw_graph(loss, model, collapse=[nn.LayerNorm])
+
+
+def test_a_hand_written_variance_is_labelled_step_by_step():
+    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    centered = x - x.mean(-1, keepdims=True)
+    source = viz.draw_graph((centered * centered).mean(-1)).source
+    for text in ("= mean", "x − mean", "squared", "= variance"):
+        assert text in source, text

@@ -47,6 +47,7 @@ NAMED = {  # the library's tensor names -> what they are in the paper
     "residual": "residual: x + sublayer(x)",
 }
 SCALAR_OPS = {"mul": "×", "add": "+", "sub": "−", "div": "÷"}
+FUSED = {"layer_norm": "(x − mean) / √(variance + ε)"}  # one op in the engine: say what it does
 
 
 def shape_text(shape) -> str:
@@ -97,6 +98,8 @@ def _structural_note(node, nodes) -> str:
     parents = [nodes[p] for p in node.parents]
     if not parents:
         return ""
+    if node.op in FUSED:
+        return FUSED[node.op]
     first = parents[0]
     if is_split(nodes, node):
         return f"split {first.name} into heads" if node.op == "reshape" else "(B, H, T, d_k)"
