@@ -1,0 +1,111 @@
+"""docs/tour.md tells the truth: every number it quotes is what the demos
+compute, every code excerpt is in the file it names, every picture exists."""
+import contextlib
+import io
+import re
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+TOUR = (ROOT / "docs" / "tour.md").read_text()
+PROSE = " ".join(TOUR.split())  # line breaks in the markdown do not matter
+sys.path.insert(0, str(ROOT / "demos"))
+
+import graph_tour  # noqa: E402
+import positional_encoding  # noqa: E402
+import self_attention_by_hand  # noqa: E402
+import train_encoder  # noqa: E402
+import viz  # noqa: E402
+
+
+def quiet(demo, tmp_path):
+    with contextlib.redirect_stdout(io.StringIO()):
+        return demo.main(["--out", str(tmp_path)])
+
+
+def vector(values, digits=None):
+    """[2 1 0 1] for whole numbers, [1.269 1.462 ...] with `digits` decimals."""
+    return "[" + " ".join(f"{v:.{digits}f}" if digits else f"{v:g}" for v in values) + "]"
+
+
+def assert_quoted(*phrases):
+    for phrase in phrases:
+        assert " ".join(phrase.split()) in PROSE, f"docs/tour.md should say {phrase!r}"
+
+
+def test_by_hand_numbers(tmp_path):
+    r = quiet(self_attention_by_hand, tmp_path)
+    (q1, q2), (k1, k2), (v1, v2) = r["Q"], r["K"], r["V"]
+    assert_quoted(f"x1 = {vector(r['x'][0])}", f"x2 = {vector(r['x'][1])}",
+                  f"q1 = {vector(q1)}", f"k1 = {vector(k1)}", f"v1 = {vector(v1)}",
+                  f"q2 = {vector(q2)}", f"k2 = {vector(k2)}", f"v2 = {vector(v2)}",
+                  f"sqrt(d_k)** = sqrt({r['d_k']}) = {np.sqrt(r['d_k']):g}")
+    s = r["scores"]
+    assert_quoted(f"q1 · k1 = {s[0, 0]:g}, q1 · k2 = {s[0, 1]:g}, q2 · k1 = {s[1, 0]:g}, "
+                  f"q2 · k2 = {s[1, 1]:g}")
+    c = r["scaled"]
+    assert_quoted(f"Thinking's row becomes {c[0, 0]:g}, {c[0, 1]:g}",
+                  f"Machines' row becomes {c[1, 0]:g}, {c[1, 1]:g}")
+    w = r["weights"]
+    assert_quoted(f"Thinking {w[0, 0]:.3f}, {w[0, 1]:.3f}; Machines {w[1, 0]:.3f}, {w[1, 1]:.3f}",
+                  f"({w[0, 0]:.3f} and {w[1, 1]:.3f})")
+    for row, (a, b) in enumerate(["AA AB".split(), "BA BB".split()]):
+        assert_quoted(f"α_{a} = {w[row, 0]:.3f}", f"α_{b} = {w[row, 1]:.3f}",
+                      f"α_{a} · V_A = {vector(w[row, 0] * v1, 3)}",
+                      f"α_{b} · V_B = {vector(w[row, 1] * v2, 3)}",
+                      f"z{row + 1} = {vector(r['Z'][row], 3)}")
+    heads = r["two_heads"]
+    assert_quoted(f"head 0 puts {heads['heads'][0]['weights'][0, 0]:.3f}",
+                  f"head 1 puts {heads['heads'][1]['weights'][0, 1]:.3f} on the other word",
+                  f"Thinking's output {vector(heads['Z'][0], 3)}")
+
+
+def test_positional_numbers(tmp_path):
+    r = quiet(positional_encoding, tmp_path)
+    row = ", ".join(f"{v:.4f}" for v in r["pe_d4"][1])
+    by_offset = r["similarity_by_offset"]
+    assert r["equivariance"]["without positions"] < 1e-15
+    assert_quoted(f"position 1 is [{row}]", f"{by_offset[1][0]:.3f} for neighbours",
+                  f"{by_offset[10][0]:.3f} ten apart",
+                  "difference is below 1e-15",
+                  f"difference becomes {r['equivariance']['with sinusoidal positions']:.1e}")
+
+
+def test_training_numbers():
+    result = train_encoder.train("reverse", progress=False)
+    assert_quoted(f"After {result['steps']} steps it gets {result['exact_match']:.1%}",
+                  f"final training loss {result['history']['loss'][-1]:.4f}",
+                  f"{result['model'].num_parameters()} parameters in all")
+
+
+def test_graph_numbers(tmp_path):
+    model, ids, loss = graph_tour.build()
+    counts = [viz.draw_graph(loss, model, depth=k).node_count for k in range(5)]
+    full = viz.draw_graph(loss, model, max_nodes=None).node_count
+    assert_quoted(f"{counts[0]} at depth 0", f"{counts[1]} at depth 1", f"{counts[2]} at depth 2",
+                  f"{counts[3]} at depth 3", f"{counts[4]} at depth 4", f"{full} for every single op",
+                  f"its own {len(model.encoder.layers[0].parameters())} parameters")
+    source = viz.draw_graph(loss, model, depth=3, backward=True).source
+    skip, through_attention = re.findall(r"skip delivers a gradient of norm ([\d.]+) .*? "
+                                         r"attention delivers ([\d.]+)\.", PROSE)[0]
+    assert f"‖grad‖ {skip}\"" in source and f"‖grad‖ {through_attention}\"" in source
+
+
+def test_code_excerpts_are_in_the_files_they_name():
+    blocks = re.findall(r"```python\n# (\S+) — (\S+)\n(.*?)```", TOUR, re.S)
+    assert len(blocks) >= 12
+    for path, where, body in blocks:
+        source = {line.strip() for line in (ROOT / path).read_text().splitlines()}
+        assert where.split(".")[0] in (ROOT / path).read_text(), (path, where)
+        for line in body.splitlines():
+            if line.strip():
+                assert line.strip() in source, f"{path} ({where}) lacks: {line.strip()}"
+
+
+def test_pictures_exist():
+    pictures = re.findall(r"!\[[^\]]*\]\((img/[^)]+)\)", TOUR)
+    assert len(pictures) >= 15
+    for picture in pictures:
+        assert (ROOT / "docs" / picture).stat().st_size > 1000, picture
