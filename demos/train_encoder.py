@@ -30,11 +30,14 @@ TASKS = {
     "sort": lambda x: np.sort(x, axis=1),
     "copy": lambda x: x,
 }
-# Adam at 1e-3 on this post-LN encoder now and then takes a step that throws the
-# loss back up for ~100 steps (seen on sort near step 900); clipping the gradient
-# norm at 1 keeps the steps bounded, and sort then clears 98% at 1,000 steps for
-# every seed we tried (0-5) instead of failing on some.
+# Adam at a constant 1e-3 on this post-LN encoder now and then takes a step that
+# throws the loss back up for ~100 steps (seen on sort near step 900), and a run
+# that ends inside such a bump misses its target. Two guards: the gradient norm is
+# clipped at 1, and the learning rate falls linearly from lr to lr / 10 over the
+# run, so the last steps settle instead of bouncing. With both, sort reaches
+# >= 99.5% at 1,000 steps and reverse 100% at 500 for every seed tried (0-5).
 CLIP = 1.0
+FINAL_LR_FRACTION = 0.1
 DEFAULT_STEPS = {"reverse": 500, "sort": 1000, "copy": 300}
 
 
@@ -89,7 +92,8 @@ def train(task="reverse", steps=None, seed=0, batch=64, length=8, vocab=10, d_mo
     seen = []
     start = time.perf_counter()
     bar = tqdm(range(steps), desc=f"{task}", disable=not progress)
-    for _ in bar:
+    for step in bar:
+        optimizer.lr = lr * (1 - (1 - FINAL_LR_FRACTION) * step / max(steps - 1, 1))
         x = rng.integers(0, vocab, (batch, length))
         y = TASKS[task](x)
         seen.append(sequence_codes(x, vocab))

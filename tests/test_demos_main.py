@@ -62,9 +62,10 @@ def test_tasks(task, expected):
 
 
 @pytest.mark.slow
-def test_reverse_reaches_100_percent_within_500_steps():
-    result = train_encoder.train("reverse", steps=500, progress=False)
-    assert result["exact_match"] == 1.0
+@pytest.mark.parametrize("task, steps, target", [("reverse", 500, 1.0), ("sort", 1000, 0.98)])
+def test_task_reaches_its_target(task, steps, target):
+    result = train_encoder.train(task, steps=steps, progress=False)
+    assert result["exact_match"] >= target
 
 
 def test_graph_tour_writes_a_picture_per_depth(tmp_path):
