@@ -235,14 +235,24 @@ def test_no_grad_restores_after_an_exception():
     assert is_grad_enabled()
 
 
-def test_no_grad_as_decorator():
-    @no_grad()
+@pytest.mark.parametrize("decorate", [no_grad(), no_grad], ids=["no_grad()", "no_grad"])
+def test_no_grad_as_decorator(decorate):
+    @decorate
     def double(t):
         assert not is_grad_enabled()
         return t * 2
 
     y = double(leaf((2,)))
     assert not y.requires_grad and y._ctx is None
+    assert is_grad_enabled()
+
+
+def test_one_no_grad_instance_can_be_reentered():
+    guard = no_grad()
+    with guard:
+        with guard:
+            assert not is_grad_enabled()
+        assert not is_grad_enabled()
     assert is_grad_enabled()
 
 

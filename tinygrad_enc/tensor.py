@@ -54,16 +54,25 @@ class no_grad:
         with no_grad():
             y = model(x)          # y.requires_grad is False
 
-    Nestable: the previous state is restored on exit.
+        @no_grad                  # or @no_grad()
+        def evaluate(model, x): ...
+
+    Nestable (even re-entering one instance): each exit restores the state
+    its enter found.
     """
 
+    def __new__(cls, fn=None):
+        self = super().__new__(cls)
+        self._previous = []
+        return self if fn is None else self(fn)
+
     def __enter__(self):
-        self._previous = _GraphState.grad_enabled
+        self._previous.append(_GraphState.grad_enabled)
         _GraphState.grad_enabled = False
         return self
 
     def __exit__(self, *exc):
-        _GraphState.grad_enabled = self._previous
+        _GraphState.grad_enabled = self._previous.pop()
         return False
 
     def __call__(self, fn):
