@@ -17,6 +17,11 @@ def _uniform(shape, bound):
     return _random.generator().uniform(-bound, bound, size=shape).astype(np.float32)
 
 
+def standard_normal(shape):
+    """N(0, 1) float32 weights from the library's seeded generator."""
+    return _random.generator().standard_normal(shape).astype(np.float32)
+
+
 class Linear(Module):
     """y = x W^T + b, applied to the last axis: (..., in_features) -> (..., out_features).
 
@@ -51,8 +56,7 @@ class Embedding(Module):
     def __init__(self, num_embeddings, embedding_dim):
         super().__init__()
         self.num_embeddings, self.embedding_dim = num_embeddings, embedding_dim
-        self.weight = Parameter(
-            _random.generator().standard_normal((num_embeddings, embedding_dim)).astype(np.float32))
+        self.weight = Parameter(standard_normal((num_embeddings, embedding_dim)))
 
     def forward(self, ids):
         ids = np.asarray(ids.data if isinstance(ids, Tensor) else ids)

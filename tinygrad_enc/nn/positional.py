@@ -6,8 +6,8 @@ vector that depends on the position breaks that symmetry.
 """
 import numpy as np
 
-from .. import random as _random
 from ..tensor import shape_str
+from .layers import standard_normal
 from .module import Module, Parameter
 
 
@@ -57,8 +57,7 @@ class LearnedPositionalEmbedding(Module):
     def __init__(self, max_len, d_model):
         super().__init__()
         self.max_len, self.d_model = max_len, d_model
-        self.weight = Parameter(
-            _random.generator().standard_normal((max_len, d_model)).astype(np.float32))
+        self.weight = Parameter(standard_normal((max_len, d_model)))
 
     def forward(self, x):
         _check_length("LearnedPositionalEmbedding", x, self.max_len)
