@@ -5,7 +5,8 @@ import pytest
 
 import tinygrad_enc.functional as F
 from nn_helpers import D_MODEL, N_HEADS, T, leaf, padding_mask, randn, tiny_encoder
-from tinygrad_enc import Tensor, gradcheck, manual_seed, nn, optim
+from tinygrad_enc import Tensor, manual_seed, nn, optim
+from tinygrad_enc.gradcheck import gradcheck
 
 
 def test_layers_do_not_share_weights_or_gradients():

@@ -15,7 +15,7 @@ import tinygrad_enc.functional as F
 import viz
 from tinygrad_enc import Tensor, manual_seed, nn, no_grad
 
-render_mod = importlib.import_module("viz.render")
+render_mod = importlib.import_module("viz.rendering")
 needs_renderer = pytest.mark.skipif(render_mod.find_renderer() is None, reason="no Graphviz renderer")
 SVG = "{http://www.w3.org/2000/svg}"
 ROOT = Path(__file__).resolve().parents[1]

@@ -11,7 +11,7 @@ import pytest
 
 import viz
 
-needs_renderer = pytest.mark.skipif(importlib.import_module("viz.render").find_renderer() is None,
+needs_renderer = pytest.mark.skipif(importlib.import_module("viz.rendering").find_renderer() is None,
                                     reason="no Graphviz renderer")
 PNG, PDF = b"\x89PNG\r\n\x1a\n", b"%PDF"
 TOKENS = ["The", "animal", "didn't", "cross"]

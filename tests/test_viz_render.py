@@ -12,7 +12,7 @@ import pytest
 
 import viz
 
-render_mod = importlib.import_module("viz.render")  # the module; `viz.render` is the function
+render_mod = importlib.import_module("viz.rendering")
 needs_renderer = pytest.mark.skipif(render_mod.find_renderer() is None, reason="no Graphviz renderer")
 SVG = "{http://www.w3.org/2000/svg}"
 

@@ -3,10 +3,10 @@ Transformer encoder built on it part by part.
 
     from tinygrad_enc import Tensor, no_grad, manual_seed, nn, optim
     import tinygrad_enc.functional as F
+    from tinygrad_enc.gradcheck import gradcheck
 """
-from . import functional, nn, optim
-from .gradcheck import gradcheck
+from . import functional, gradcheck, interop, nn, optim
 from .tensor import Tensor, is_grad_enabled, manual_seed, no_grad
 
-__all__ = ["Tensor", "no_grad", "manual_seed", "is_grad_enabled", "functional", "nn", "optim",
+__all__ = ["Tensor", "no_grad", "manual_seed", "is_grad_enabled", "functional", "interop", "nn", "optim",
            "gradcheck"]

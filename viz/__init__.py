@@ -6,4 +6,4 @@ functions that draw with them.
 
 from .graph import draw_graph
 from .plots import attention_digraph, attention_graph, attention_heatmap, loss_curve, positional_encoding
-from .render import render
+from .rendering import render

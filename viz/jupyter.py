@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import graphviz
 
-from .render import INSTALL_HINT, _run, find_renderer
+from .rendering import INSTALL_HINT, _run, find_renderer
 
 SVG_MIME = "image/svg+xml"
 

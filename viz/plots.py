@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .render import FORMATS, output_path, render
+from .rendering import FORMATS, output_path, render
 
 DPI = 150
 GREY, BLUE = np.array([0xD9, 0xD9, 0xD9]), np.array([0x08, 0x30, 0x6B])  # edge colour at weight 0 and at max
