@@ -158,7 +158,7 @@ def draw_similarity(sim, path):
     right.legend()
     fig.suptitle(f"Similarity between positions (sinusoidal, d_model = {sim[0, 0] * 2:.0f}): "
                  "it depends only on the distance |i - j|")
-    return save(fig, path)
+    return viz.save_figure(fig, path)
 
 
 def draw_sinusoidal_vs_learned(pe, learned, path):
@@ -183,7 +183,7 @@ def draw_sinusoidal_vs_learned(pe, learned, path):
     fig.suptitle("Sinusoidal vs learned positions: the learned table starts as noise, with no notion "
                  "of distance;\ntraining must discover one, and it has nothing for positions beyond "
                  "max_len. The sinusoidal table has it built in.")
-    return save(fig, path)
+    return viz.save_figure(fig, path)
 
 
 def draw_waves(pe, path):
@@ -204,14 +204,7 @@ def draw_waves(pe, path):
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("position")
     fig.suptitle("Each dimension is a wave of its own frequency (dots: the values each position gets)")
-    return save(fig, path)
-
-
-def save(fig, path):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=150, bbox_inches="tight")
-    return str(path)
+    return viz.save_figure(fig, path)
 
 
 def main(argv=None):

@@ -77,7 +77,8 @@ def test_graph_tour_writes_a_picture_per_depth(tmp_path):
         titles = {t.text for t in root.iter("{http://www.w3.org/2000/svg}title")}
         assert titles, name
     backward = Path(written["backward"]["path"]).read_text()
-    assert "grad" in backward
+    norms = [float(n) for n in re.findall(r"‖grad‖ ([\d.]+)", backward)]
+    assert len(norms) > 20 and max(norms) > 0  # every edge of the drawn graph carries its norm
 
 
 @pytest.mark.parametrize("demo", ["train_encoder.py", "graph_tour.py", "autograd_basics.py"])

@@ -90,7 +90,13 @@ def test_graph_numbers(tmp_path):
     source = viz.draw_graph(loss, model, depth=3, backward=True).source
     skip, through_attention = re.findall(r"skip delivers a gradient of norm ([\d.]+) .*? "
                                          r"attention delivers ([\d.]+)\.", PROSE)[0]
-    assert f"‖grad‖ {skip}\"" in source and f"‖grad‖ {through_attention}\"" in source
+    attention_box = re.search(r"(\w+) \[label=<<b>encoder\.layers\.0\.self_attn ", source).group(1)
+    # the gradient leaving layer 0's attention box, and the one on the skip beside it
+    into_input = re.search(rf"(\w+) -> {attention_box} \[label=\"[^\"]*‖grad‖ ([\d.]+)\"", source)
+    assert into_input.group(2) == through_attention
+    skip_edges = re.findall(rf"{into_input.group(1)} -> \w+ \[label=\"[^\"]*‖grad‖ ([\d.]+)\"[^\]]*"
+                            r"style=dashed", source)
+    assert skip_edges == [skip]
 
 
 def test_code_excerpts_are_in_the_files_they_name():

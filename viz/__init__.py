@@ -5,5 +5,6 @@ functions that draw with them.
 """
 
 from .graph import draw_graph
-from .plots import attention_digraph, attention_graph, attention_heatmap, loss_curve, positional_encoding
+from .plots import (attention_digraph, attention_graph, attention_heatmap, loss_curve,
+                    positional_encoding, save_figure)
 from .rendering import render

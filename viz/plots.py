@@ -49,7 +49,7 @@ def _attention(weights, fn: str, q_tokens, k_tokens=None) -> tuple[np.ndarray, l
     return w.reshape(-1, *w.shape[-2:]), [str(t) for t in q_tokens], [str(t) for t in k_tokens]
 
 
-def _save(fig, path) -> str:
+def save_figure(fig, path) -> str:
     """Save `fig` in the format of path's extension (png when it has none) and return the path."""
     out, fmt = output_path(path, fig.canvas.get_supported_filetypes(), "png")
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -90,7 +90,7 @@ def attention_heatmap(weights, q_tokens, k_tokens, path) -> str:
                 ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=8,
                         color="white" if v > 0.6 * vmax else "black")
     fig.colorbar(image, ax=axes[:n_heads].tolist(), label="attention weight", shrink=0.8)
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def attention_digraph(weights, tokens):
@@ -161,7 +161,7 @@ def positional_encoding(pe, path) -> str:
     ax.set_xlabel("dimension i")
     ax.set_ylabel("position")
     fig.colorbar(image, ax=ax, label="value")
-    return _save(fig, path)
+    return save_figure(fig, path)
 
 
 def loss_curve(history, path) -> str:
@@ -194,4 +194,4 @@ def loss_curve(history, path) -> str:
         axes[0].set_ylabel("value")
         axes[0].legend()
     axes[-1].set_xlabel("step")
-    return _save(fig, path)
+    return save_figure(fig, path)
