@@ -8,5 +8,5 @@ Transformer encoder built on it part by part.
 from . import functional, gradcheck, interop, nn, optim
 from .tensor import Tensor, is_grad_enabled, manual_seed, no_grad
 
-__all__ = ["Tensor", "no_grad", "manual_seed", "is_grad_enabled", "functional", "interop", "nn", "optim",
-           "gradcheck"]
+__all__ = ["Tensor", "no_grad", "manual_seed", "is_grad_enabled", "functional", "gradcheck",
+           "interop", "nn", "optim"]
