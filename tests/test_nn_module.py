@@ -168,6 +168,20 @@ def test_to_float64_casts_parameters_and_buffers(net):
     assert net.blocks[0].weight.grad.dtype == np.float64
 
 
+@pytest.mark.parametrize("dtype", [np.int32, np.bool_, "int64"])
+def test_to_refuses_a_non_floating_dtype(net, dtype):
+    with pytest.raises(TypeError, match="to: parameters require grad, so the dtype must be "
+                                        "floating, got " + np.dtype(dtype).name):
+        net.to(dtype)
+    assert all(p.dtype == np.float32 for p in net.parameters())  # nothing was cast
+
+
+def test_to_casts_only_floating_buffers(net):
+    net.register_buffer("token_ids", np.arange(3))
+    net.to(np.float64)
+    assert net.token_ids.dtype == np.arange(3).dtype and net.counts.dtype == np.float64
+
+
 def test_module_list():
     manual_seed(0)
     items = [nn.Linear(2, 2), nn.LayerNorm(2), nn.Dropout(0.1)]

@@ -135,15 +135,23 @@ class Module:
             p.grad = None
 
     def to(self, dtype):
-        """Cast every parameter and buffer to `dtype` in place (gradients are
-        dropped). Returns self."""
+        """Cast every parameter and every floating buffer to the floating
+        `dtype` in place (gradients are dropped); integer and boolean buffers
+        keep their type, as in PyTorch. Returns self.
+
+        A non-floating dtype raises TypeError: parameters require grad, and
+        only floating tensors can."""
         dtype = np.dtype(dtype)
+        if not np.issubdtype(dtype, np.floating):
+            raise TypeError(f"to: parameters require grad, so the dtype must be floating, "
+                            f"got {dtype}")
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             p.grad = None
         for _, module, name in self.named_buffers():
-            module.register_buffer(name, module._buffers[name].astype(dtype),
-                                   persistent=name not in module._non_persistent)
+            if np.issubdtype(module._buffers[name].dtype, np.floating):
+                module.register_buffer(name, module._buffers[name].astype(dtype),
+                                       persistent=name not in module._non_persistent)
         return self
 
     # ----- state dicts -------------------------------------------------------
