@@ -182,6 +182,16 @@ def test_to_casts_only_floating_buffers(net):
     assert net.token_ids.dtype == np.arange(3).dtype and net.counts.dtype == np.float64
 
 
+def test_assigning_to_a_buffer_name_replaces_the_buffer(net):
+    net.counts = np.full(4, 7.0, dtype=np.float32)
+    net.pos.pe = np.ones((6, 3), dtype=np.float32)
+    np.testing.assert_array_equal(net.state_dict()["counts"], 7.0)
+    net.to(np.float64)
+    assert net.counts.dtype == net.pos.pe.dtype == np.float64
+    np.testing.assert_array_equal(net.counts, 7.0)  # not the arrays registered first
+    np.testing.assert_array_equal(net.pos(Tensor(np.zeros((1, 2, 3)), dtype=np.float64)).data, 1.0)
+
+
 def test_module_list():
     manual_seed(0)
     items = [nn.Linear(2, 2), nn.LayerNorm(2), nn.Dropout(0.1)]

@@ -47,6 +47,13 @@ class Module:
         self._buffers = {}
         self._non_persistent = set()
 
+    def __setattr__(self, name, value):
+        # `self.pe = table` on a registered buffer replaces the buffer itself,
+        # which is what to() casts and state_dict() saves.
+        if name in self.__dict__.get("_buffers", ()):
+            self._buffers[name] = value
+        object.__setattr__(self, name, value)
+
     def forward(self, *args, **kwargs):
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
@@ -110,7 +117,8 @@ class Module:
 
     def register_buffer(self, name, array, persistent=True):
         """A constant array kept with the module (moved by `to`), in the state
-        dict unless persistent=False."""
+        dict unless persistent=False. Assigning to `self.<name>` later
+        replaces it."""
         self._buffers[name] = array
         if not persistent:
             self._non_persistent.add(name)
