@@ -96,6 +96,19 @@ CASES = {
     "layer_norm_shape": (lambda: F.layer_norm(Q, (3,)), ValueError,
                          ["layer_norm", "(2, 3, 4)", "(3,)"]),
     "dropout_p": (lambda: F.dropout(Q, 1.5), ValueError, ["dropout", "1.5"]),
+    # operands that are not numbers (numpy would make NaN of None, parse strings)
+    "mul_none": (lambda: X23 * None, TypeError,
+                 ["mul: cannot combine a float32 tensor with NoneType"]),
+    "radd_string": (lambda: "1.5" + X23, TypeError, ["add", "float32", "str"]),
+    "add_string": (lambda: X23 + "1.5", TypeError, ["add", "float32", "str"]),
+    "sub_string_list": (lambda: X23 - ["a", "b", "c"], TypeError, ["sub", "list"]),
+    "div_object": (lambda: X23 / object(), TypeError, ["div", "object"]),
+    "matmul_none": (lambda: X23 @ None, TypeError, ["matmul", "NoneType"]),
+    "int_mul_none": (lambda: Tensor([1, 2]) * None, TypeError, ["mul", "int64", "NoneType"]),
+    "where_none": (lambda: Tensor.where(np.zeros((2, 3), bool), X23, None), TypeError,
+                   ["where", "NoneType"]),
+    "where_none_first": (lambda: Tensor.where(np.zeros((2, 3), bool), None, 1.0), TypeError,
+                         ["where", "NoneType"]),
 }
 
 

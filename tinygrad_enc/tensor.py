@@ -13,6 +13,8 @@ gradient is complete when it is visited (all of its consumers came first); it
 is handed to the node's Function and then dropped. Only leaves keep a `.grad`.
 viz walks the same order (`topological_order`) to draw the graph.
 """
+import numbers
+
 import numpy as np
 
 from . import random as _random
@@ -189,6 +191,18 @@ def _float_dtype(dtype):
     return np.issubdtype(dtype, np.floating)
 
 
+def _numbers(value):
+    """`value` as an ndarray if it is a number, or an ndarray or (nested) list
+    of numbers; None otherwise (None, strings, ragged lists, other objects)."""
+    if not isinstance(value, (numbers.Number, np.generic, np.ndarray, list, tuple)):
+        return None
+    try:  # numpy 2 raises ValueError on ragged lists
+        array = np.asarray(value)
+    except (ValueError, TypeError):
+        return None
+    return array if array.dtype.kind in "biuf" else None
+
+
 class Tensor:
     """An n-dimensional array that remembers how it was made.
 
@@ -299,26 +313,33 @@ class Tensor:
         return Tensor(data, requires_grad=requires_grad, dtype=dtype)
 
     # ----- arithmetic (numpy broadcasting) ----------------------------------
-    def _operand(self, other):
-        """A Python number or array meeting this tensor becomes a constant
-        tensor of this tensor's float dtype (so float32 stays float32)."""
+    def _operand(self, other, op):
+        """What meets this tensor in `op`, as a tensor: a Python or numpy number,
+        or an ndarray or list of numbers, becomes a constant of this tensor's
+        float dtype (so float32 stays float32). Anything else (None, a string)
+        is a TypeError naming the op: numpy would turn None into NaN."""
         if isinstance(other, Tensor):
             return other
+        array = _numbers(other)
+        if array is None:
+            raise TypeError(f"{op}: cannot combine a {self.dtype} tensor with "
+                            f"{type(other).__name__} (only tensors, numbers, and arrays or "
+                            "lists of numbers)")
         if _float_dtype(self.dtype):
-            return Tensor._wrap(np.asarray(other, dtype=self.dtype))
-        return Tensor(other)
+            return Tensor._wrap(array.astype(self.dtype, copy=False))
+        return Tensor(array)
 
-    def __add__(self, other): return ops.Add.apply(self, self._operand(other))
-    def __radd__(self, other): return ops.Add.apply(self._operand(other), self)
-    def __sub__(self, other): return ops.Sub.apply(self, self._operand(other))
-    def __rsub__(self, other): return ops.Sub.apply(self._operand(other), self)
-    def __mul__(self, other): return ops.Mul.apply(self, self._operand(other))
-    def __rmul__(self, other): return ops.Mul.apply(self._operand(other), self)
-    def __truediv__(self, other): return ops.Div.apply(self, self._operand(other))
-    def __rtruediv__(self, other): return ops.Div.apply(self._operand(other), self)
+    def __add__(self, other): return ops.Add.apply(self, self._operand(other, "add"))
+    def __radd__(self, other): return ops.Add.apply(self._operand(other, "add"), self)
+    def __sub__(self, other): return ops.Sub.apply(self, self._operand(other, "sub"))
+    def __rsub__(self, other): return ops.Sub.apply(self._operand(other, "sub"), self)
+    def __mul__(self, other): return ops.Mul.apply(self, self._operand(other, "mul"))
+    def __rmul__(self, other): return ops.Mul.apply(self._operand(other, "mul"), self)
+    def __truediv__(self, other): return ops.Div.apply(self, self._operand(other, "div"))
+    def __rtruediv__(self, other): return ops.Div.apply(self._operand(other, "div"), self)
     def __neg__(self): return ops.Neg.apply(self)
-    def __matmul__(self, other): return ops.MatMul.apply(self, self._operand(other))
-    def __rmatmul__(self, other): return ops.MatMul.apply(self._operand(other), self)
+    def __matmul__(self, other): return ops.MatMul.apply(self, self._operand(other, "matmul"))
+    def __rmatmul__(self, other): return ops.MatMul.apply(self._operand(other, "matmul"), self)
 
     def __pow__(self, exponent):
         if not isinstance(exponent, (int, float, np.integer, np.floating)):
@@ -492,8 +513,13 @@ class Tensor:
         """a where condition is True, else b (boolean condition; a, b tensors or
         numbers, all broadcast together)."""
         if not isinstance(a, Tensor):
-            a = b._operand(a) if isinstance(b, Tensor) else Tensor(a)
-        b = a._operand(b)
+            if isinstance(b, Tensor):
+                a = b._operand(a, "where")
+            elif _numbers(a) is not None:
+                a = Tensor(a)
+            else:
+                raise TypeError(f"where: a must be a tensor or numbers, got {type(a).__name__}")
+        b = a._operand(b, "where")
         condition = check_mask("where", condition, None, name="condition")
         try:
             np.broadcast_shapes(condition.shape, a.shape, b.shape)
