@@ -300,6 +300,12 @@ def test_comparisons_are_boolean_without_grad():
     np.testing.assert_array_equal((x > 0).data, x.data > 0)
 
 
+def test_equality_with_a_non_number_is_plain_false_as_in_pytorch():
+    x = Tensor([1.0, 2.0])
+    assert (x == None) is False and (x != None) is True  # noqa: E711
+    assert x not in [None, "a"]
+
+
 def test_detach_cuts_the_graph_and_shares_memory():
     x = leaf((3,))
     d = (x * 2).detach()

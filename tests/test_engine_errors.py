@@ -96,6 +96,10 @@ CASES = {
     "layer_norm_shape": (lambda: F.layer_norm(Q, (3,)), ValueError,
                          ["layer_norm", "(2, 3, 4)", "(3,)"]),
     "dropout_p": (lambda: F.dropout(Q, 1.5), ValueError, ["dropout", "1.5"]),
+    "lt_broadcast": (lambda: X23 < Tensor(np.ones(4)), ValueError,
+                     ["lt: shapes (2, 3) and (4,) do not broadcast together"]),
+    "eq_broadcast": (lambda: X23 == np.ones(4), ValueError, ["eq", "(2, 3)", "(4,)"]),
+    "ge_none": (lambda: X23 >= None, TypeError, ["ge", "float32", "NoneType"]),
     # operands that are not numbers (numpy would make NaN of None, parse strings)
     "mul_none": (lambda: X23 * None, TypeError,
                  ["mul: cannot combine a float32 tensor with NoneType"]),

@@ -357,16 +357,26 @@ class Tensor:
         return (self * float(np.log(base))).exp()
 
     # comparisons: plain boolean tensors, no graph
-    def _compare(self, other, fn):
-        other = other.data if isinstance(other, Tensor) else other
-        return Tensor._wrap(np.asarray(fn(self.data, other)))  # 0-d: numpy gives a scalar
+    def _compare(self, other, fn, op):
+        if isinstance(other, Tensor):
+            other = other.data
+        elif _numbers(other) is None:
+            if op in ("eq", "ne"):  # x == None is False, as in PyTorch (and `in` works)
+                return NotImplemented
+            raise TypeError(f"{op}: cannot compare a {self.dtype} tensor with "
+                            f"{type(other).__name__}")
+        try:
+            return Tensor._wrap(np.asarray(fn(self.data, other)))  # 0-d: numpy gives a scalar
+        except ValueError:
+            raise ValueError(f"{op}: shapes {shape_str(self.shape)} and "
+                             f"{shape_str(np.shape(other))} do not broadcast together") from None
 
-    def __eq__(self, other): return self._compare(other, np.equal)
-    def __ne__(self, other): return self._compare(other, np.not_equal)
-    def __lt__(self, other): return self._compare(other, np.less)
-    def __le__(self, other): return self._compare(other, np.less_equal)
-    def __gt__(self, other): return self._compare(other, np.greater)
-    def __ge__(self, other): return self._compare(other, np.greater_equal)
+    def __eq__(self, other): return self._compare(other, np.equal, "eq")
+    def __ne__(self, other): return self._compare(other, np.not_equal, "ne")
+    def __lt__(self, other): return self._compare(other, np.less, "lt")
+    def __le__(self, other): return self._compare(other, np.less_equal, "le")
+    def __gt__(self, other): return self._compare(other, np.greater, "gt")
+    def __ge__(self, other): return self._compare(other, np.greater_equal, "ge")
 
     # ----- elementwise math -------------------------------------------------
     def exp(self): return ops.Exp.apply(self)
