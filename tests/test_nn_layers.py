@@ -179,6 +179,22 @@ def test_sinusoidal_adds_to_input_and_is_not_saved():
         enc(Tensor(np.zeros((2, 3, 5))))
 
 
+def test_sinusoidal_float64_model_adds_exact_positions():
+    d, max_len = 6, 50
+    i, pos = np.arange(d), np.arange(max_len)[:, None]
+    angle = pos / 10000.0 ** ((i - i % 2) / d)
+    exact = np.where(i % 2 == 0, np.sin(angle), np.cos(angle))  # float64
+    enc = nn.SinusoidalPositionalEncoding(d, max_len)
+    x = randn(2, max_len, d)
+    for _ in range(2):  # and again after a round trip through float32
+        out = enc.to(np.float64)(Tensor(x, dtype=np.float64))
+        assert out.dtype == np.float64
+        np.testing.assert_allclose(out.data, x + exact, rtol=0, atol=1e-12)
+        out = enc.to(np.float32)(Tensor(x))
+        assert out.dtype == enc.pe.dtype == np.float32
+        np.testing.assert_array_equal(out.data, x.astype(np.float32) + exact.astype(np.float32))
+
+
 def test_learned_positional_embedding():
     manual_seed(0)
     pos = nn.LearnedPositionalEmbedding(7, 4)

@@ -158,9 +158,13 @@ class Module:
             p.grad = None
         for _, module, name in self.named_buffers():
             if np.issubdtype(module._buffers[name].dtype, np.floating):
-                module.register_buffer(name, module._buffers[name].astype(dtype),
-                                       persistent=name not in module._non_persistent)
+                setattr(module, name, module._cast_buffer(name, dtype))
         return self
+
+    def _cast_buffer(self, name, dtype):
+        """Buffer `name` in `dtype`, for to(). A module whose buffer is made
+        by a formula overrides this to recompute it rather than round it."""
+        return self._buffers[name].astype(dtype)
 
     # ----- state dicts -------------------------------------------------------
     def state_dict(self):

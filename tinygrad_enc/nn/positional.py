@@ -17,6 +17,17 @@ def _check_length(name, x, max_len):
                          f"T <= max_len = {max_len}")
 
 
+def sinusoidal_table(max_len, d_model):
+    """The paper's table, (max_len, d_model), in float64 (the formula is in
+    SinusoidalPositionalEncoding's docstring)."""
+    position = np.arange(max_len, dtype=np.float64)[:, None]
+    frequency = 10000.0 ** (-np.arange(0, d_model, 2, dtype=np.float64) / d_model)
+    pe = np.zeros((max_len, d_model))
+    pe[:, 0::2] = np.sin(position * frequency)
+    pe[:, 1::2] = np.cos(position * frequency[: d_model // 2])
+    return pe
+
+
 class SinusoidalPositionalEncoding(Module):
     """The paper's fixed encoding, added to the input (B, T, d_model):
 
@@ -27,17 +38,25 @@ class SinusoidalPositionalEncoding(Module):
     position gets a distinct pattern and pe[pos + k] is a fixed rotation of
     pe[pos]. For d_model = 4, position 1 is [0.8415, 0.5403, 0.0100, 1.0000].
     `pe` (max_len, d_model) is a buffer, not a parameter, and not saved.
+
+    The table is computed in float64 and stored float32, like the weights.
+    `to(dtype)` computes it again and rounds once to `dtype` (a cast would
+    keep float32's rounding), so a float64 model adds the exact positions.
+    A table assigned by hand (`enc.pe = ...`) is cast like any buffer.
     """
 
     def __init__(self, d_model, max_len=5000):
         super().__init__()
         self.d_model, self.max_len = d_model, max_len
-        position = np.arange(max_len, dtype=np.float64)[:, None]
-        frequency = 10000.0 ** (-np.arange(0, d_model, 2, dtype=np.float64) / d_model)
-        pe = np.zeros((max_len, d_model))
-        pe[:, 0::2] = np.sin(position * frequency)
-        pe[:, 1::2] = np.cos(position * frequency[: d_model // 2])
-        self.register_buffer("pe", pe.astype(np.float32), persistent=False)
+        self.register_buffer("pe", sinusoidal_table(max_len, d_model).astype(np.float32),
+                             persistent=False)
+
+    def _cast_buffer(self, name, dtype):
+        if name == "pe":
+            exact = sinusoidal_table(self.max_len, self.d_model)
+            if np.array_equal(self.pe, exact.astype(self.pe.dtype)):  # still the formula's
+                return exact.astype(dtype)
+        return super()._cast_buffer(name, dtype)
 
     def forward(self, x):
         _check_length("SinusoidalPositionalEncoding", x, self.max_len)
