@@ -108,6 +108,20 @@ def test_float32_parameters_stay_float32():
     assert all(p.dtype == np.float32 for p in model.parameters())
 
 
+@pytest.mark.parametrize("name", ["sgd_momentum", "adam", "adamw"])
+def test_state_follows_the_weights_after_model_to_float64(name):
+    model = _model_with_grads()
+    opt = OPTIMIZERS[name](model.parameters())
+    opt.step()
+    model.to(np.float64)
+    x = Tensor(np.random.default_rng(1).standard_normal((5, 4)), dtype=np.float64)
+    ((model(x) - 1.0) ** 2).mean().backward()
+    opt.step()
+    states = [a for state in opt.state for a in state.values() if isinstance(a, np.ndarray)]
+    assert states and all(a.dtype == np.float64 for a in states)
+    assert all(p.dtype == np.float64 for p in model.parameters())
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda: optim.SGD([], lr=0.1), "SGD: got an empty parameter list"),
     (lambda: optim.Adam([nn.Parameter(np.zeros(2))], lr=-1), "learning rate must be >= 0, got -1"),

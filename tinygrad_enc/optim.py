@@ -11,7 +11,9 @@ import numpy as np
 
 class Optimizer:
     """Holds the parameters and their per-parameter state; `step()` updates
-    every parameter that has a gradient, `zero_grad()` clears gradients."""
+    every parameter that has a gradient, `zero_grad()` clears gradients.
+    The state arrays follow the weights' dtype: after `model.to(np.float64)`
+    the next step casts them, so the running averages are kept in float64."""
 
     def __init__(self, params, lr):
         self.params = list(params)
@@ -52,6 +54,8 @@ class SGD(Optimizer):
             if velocity is None:
                 velocity = state["velocity"] = grad.copy()
             else:
+                if velocity.dtype != weight.dtype:  # model.to() cast the weights
+                    velocity = state["velocity"] = velocity.astype(weight.dtype)
                 velocity *= self.momentum
                 velocity += grad
             grad = grad + self.momentum * velocity if self.nesterov else velocity
@@ -81,6 +85,8 @@ class Adam(Optimizer):
                 grad = grad + self.weight_decay * weight
         if not state:
             state.update(t=0, m=np.zeros_like(weight), v=np.zeros_like(weight))
+        elif state["m"].dtype != weight.dtype:  # model.to() cast the weights
+            state.update(m=state["m"].astype(weight.dtype), v=state["v"].astype(weight.dtype))
         state["t"] += 1
         m, v, t = state["m"], state["v"], state["t"]
         m *= beta1
