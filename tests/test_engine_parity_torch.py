@@ -178,6 +178,17 @@ def test_masked_fill(mask):
             lambda x: x.masked_fill(torch.from_numpy(mask), -7.5), [make_array((2, 3, 4))])
 
 
+def test_masked_fill_with_a_0d_tensor_value_that_requires_grad():
+    compare(lambda x, v: x.masked_fill(MASK, v), lambda x, v: x.masked_fill(torch.from_numpy(MASK), v),
+            [make_array((2, 3, 4)), np.array(-7.5)])
+
+
+def test_masked_fill_with_a_constant_0d_tensor_value():
+    compare(lambda x: x.masked_fill(MASK, Tensor(-7.5, dtype=np.float64)),
+            lambda x: x.masked_fill(torch.from_numpy(MASK), torch.tensor(-7.5, dtype=torch.float64)),
+            [make_array((2, 3, 4))])
+
+
 WHERE = {
     "tensors": (lambda a, b: Tensor.where(MASK, a, b),
                 lambda a, b: torch.where(torch.from_numpy(MASK), a, b)),

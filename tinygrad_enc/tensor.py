@@ -465,9 +465,17 @@ class Tensor:
 
     def masked_fill(self, mask, value):
         """Where `mask` is True put `value`; mask is boolean and broadcasts to
-        self's shape (True = replace, as in PyTorch's attention masks)."""
+        self's shape (True = replace, as in PyTorch's attention masks). `value`
+        is a number or a 0-d tensor, as in PyTorch; one that requires grad gets
+        the sum of the gradient over the filled places (Tensor.where does it)."""
         mask = check_mask("masked_fill", mask, self.shape)
-        return ops.MaskedFill.apply(self, mask=mask, value=value)
+        value = self._operand(value, "masked_fill")
+        if value.ndim != 0:
+            raise ValueError(f"masked_fill: value must be a number or a 0-d tensor, got shape "
+                             f"{shape_str(value.shape)}")
+        if value.requires_grad:
+            return Tensor.where(mask, value, self)
+        return ops.MaskedFill.apply(self, mask=mask, value=value.data)
 
     def split(self, size, axis=0):
         """Cut along `axis` into pieces of `size` (the last may be shorter), or
