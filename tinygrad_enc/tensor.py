@@ -498,9 +498,7 @@ class Tensor:
     @staticmethod
     def cat(tensors, axis=0):
         """Join tensors along an existing axis; all other sizes must match."""
-        tensors = list(tensors)
-        if not tensors:
-            raise ValueError("cat: needs at least one tensor")
+        tensors = _tensor_list("cat", tensors)
         first = tensors[0]
         if first.ndim == 0:
             raise ValueError("cat: 0-d tensors have no axis to join along; use Tensor.stack")
@@ -515,9 +513,7 @@ class Tensor:
     @staticmethod
     def stack(tensors, axis=0):
         """Join same-shaped tensors along a new axis."""
-        tensors = list(tensors)
-        if not tensors:
-            raise ValueError("stack: needs at least one tensor")
+        tensors = _tensor_list("stack", tensors)
         shapes = {t.shape for t in tensors}
         if len(shapes) != 1:
             raise ValueError(f"stack: all tensors must have one shape, got "
@@ -699,6 +695,19 @@ def check_mask(op, mask, shape, name="mask", target="the tensor's shape"):
             raise ValueError(f"{op}: {name} of shape {shape_str(array.shape)} does not broadcast "
                              f"to {target} {shape_str(shape)}")
     return array
+
+
+def _tensor_list(op, tensors):
+    """The list of tensors that cat and stack join: at least one, all Tensors."""
+    if isinstance(tensors, Tensor):
+        raise TypeError(f"{op}: takes a list of tensors, got one Tensor")
+    tensors = list(tensors)
+    if not tensors:
+        raise ValueError(f"{op}: needs at least one tensor")
+    for i, t in enumerate(tensors):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"{op}: element {i} is a {type(t).__name__}, not a Tensor")
+    return tensors
 
 
 def _plain_index(index):
