@@ -123,6 +123,22 @@ def test_load_state_dict_accepts_tensors(net):
     assert all(np.all(p.data == 1.0) for p in net.parameters())
 
 
+class _ArrayWithData:
+    """An array-like (it has __array__) whose `.data` is something else."""
+
+    def __init__(self, array):
+        self.array, self.data = array, "not the values"
+
+    def __array__(self, dtype=None, copy=None):
+        return self.array
+
+
+def test_load_state_dict_unwraps_only_tensors(net):
+    sd = {k: _ArrayWithData(np.full_like(v, 0.25)) for k, v in net.state_dict().items()}
+    net.load_state_dict(sd)
+    assert all(np.all(p.data == 0.25) for p in net.parameters()) and np.all(net.counts == 0.25)
+
+
 def _broken_state_dict(net):
     sd = net.state_dict()
     del sd["norm.bias"], sd["blocks.1.weight"]

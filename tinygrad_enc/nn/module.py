@@ -200,7 +200,8 @@ class Module:
             raise StateDictError(f"load_state_dict into {type(self).__name__}: "
                                  + "; ".join(problems))
         for name in expected & set(state_dict):
-            value = np.asarray(getattr(state_dict[name], "data", state_dict[name]))
+            value = state_dict[name]
+            value = np.asarray(value.data if isinstance(value, Tensor) else value)
             if name in own:
                 own[name].data[...] = value
             else:
