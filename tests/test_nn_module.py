@@ -50,6 +50,14 @@ def test_registration_by_attribute_in_order(net):
     assert net.blocks[1].bias is None
 
 
+def test_parameter_keeps_a_floating_dtype_and_refuses_integers():
+    assert nn.Parameter(Tensor(np.ones(2), dtype=np.float64)).dtype == np.float64
+    assert nn.Parameter(np.ones(2, dtype=np.float16)).dtype == np.float16
+    assert nn.Parameter([1.0, 2.0]).dtype == nn.Parameter(0.5).dtype == np.float32
+    with pytest.raises(TypeError, match="only floating-point tensors can require grad"):
+        nn.Parameter(np.arange(3))
+
+
 def test_num_parameters_against_hand_count(net):
     # scale 3 + embedding 5*3 + linear 3*3+3 + linear 3*3 + layer norm 3+3
     assert net.num_parameters() == 3 + 15 + 12 + 9 + 6

@@ -16,12 +16,15 @@ from ..tensor import Scope, Tensor, current_scope, set_scope, shape_str
 
 class Parameter(Tensor):
     """A Tensor that requires grad and that a Module registers as a weight.
-    A floating ndarray keeps its dtype; anything else becomes float32."""
+    A floating ndarray or Tensor keeps its dtype (its values are copied);
+    lists and numbers become float32; integer or boolean data raises
+    TypeError, since only floating tensors can require grad."""
 
     def __init__(self, data, dtype=None):
-        if dtype is None and isinstance(data, np.ndarray) and np.issubdtype(data.dtype, np.floating):
-            dtype = data.dtype
-        super().__init__(data, requires_grad=True, dtype=dtype)
+        array = data.data if isinstance(data, Tensor) else data
+        if dtype is None and isinstance(array, np.ndarray) and np.issubdtype(array.dtype, np.floating):
+            dtype = array.dtype
+        super().__init__(array, requires_grad=True, dtype=dtype)
 
     def __repr__(self):
         return f"Parameter(shape={shape_str(self.shape)}, dtype={self.dtype})"
