@@ -56,6 +56,7 @@ CASES = {
     "rpow_negative_base": (lambda: (-2.0) ** X23, ValueError, ["pow", "positive", "-2.0"]),
     "gelu_mode": (lambda: X23.gelu("fast"), ValueError, ["gelu", "'fast'"]),
     "item": (lambda: X23.item(), ValueError, ["item", "(2, 3)"]),
+    "len_0d": (lambda: len(Tensor(1.0)), TypeError, ["len() of a 0-d tensor"]),
     "bool": (lambda: bool(X23), ValueError, ["(2, 3)", "ambiguous"]),
     "ragged": (lambda: Tensor([[1.0, 2.0], [3.0]]), TypeError, ["Tensor", "ragged"]),
     "string": (lambda: Tensor("abc"), TypeError, ["Tensor", "str"]),

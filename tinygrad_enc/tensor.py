@@ -250,6 +250,8 @@ class Tensor:
     is_leaf = property(lambda self: self._ctx is None)
 
     def __len__(self):
+        if self.ndim == 0:
+            raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
     def numpy(self):
