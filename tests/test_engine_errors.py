@@ -50,6 +50,8 @@ CASES = {
     "stack_shapes": (lambda: Tensor.stack([X23, Tensor(np.zeros((3, 2)))]), ValueError,
                      ["stack", "(2, 3)", "(3, 2)"]),
     "split_sizes": (lambda: X23.split([1, 1], axis=1), ValueError, ["split", "[1, 1]", "(2, 3)"]),
+    "split_negative": (lambda: Tensor(np.zeros(3)).split([5, -2]), ValueError,
+                       ["split", "[5, -2]", "negative"]),
     "split_zero": (lambda: X23.split(0), ValueError, ["split", "0"]),
     "getitem_range": (lambda: X23[:, [0, 7]], IndexError, ["getitem", "(2, 3)", "7"]),
     "pow_tensor": (lambda: X23 ** Tensor(2.0), TypeError, ["pow", "exponent"]),

@@ -487,6 +487,8 @@ class Tensor:
         axis = normalize_axes("split", axis, self.ndim)[0]
         length = self.shape[axis]
         if isinstance(size, (list, tuple)):
+            if any(n < 0 for n in size):
+                raise ValueError(f"split: sizes {list(size)} include a negative size")
             if sum(size) != length:
                 raise ValueError(f"split: sizes {list(size)} add up to {sum(size)}, but axis "
                                  f"{axis} of shape {shape_str(self.shape)} has {length}")
