@@ -168,3 +168,14 @@ def test_bad_shapes(mha, shapes, message):
 def test_heads_must_divide_d_model():
     with pytest.raises(ValueError, match="d_model 10 is not divisible by n_heads 4"):
         nn.MultiHeadAttention(10, 4)
+
+
+def test_init_is_linears_as_documented():
+    """The docstring's claim: every projection has Linear's init (biases too,
+    not PyTorch's zeros; weights within 1/sqrt(d), not xavier's wider bound)."""
+    manual_seed(0)
+    d = 64
+    mha = nn.MultiHeadAttention(d, 4)
+    for proj in (mha.q_proj, mha.k_proj, mha.v_proj, mha.out_proj):
+        for p in (proj.weight, proj.bias):
+            assert 0.9 / d ** 0.5 < np.abs(p.data).max() <= 1 / d ** 0.5

@@ -30,6 +30,16 @@ class MultiHeadAttention(Module):
     Returns (B, T_q, d_model); `attn_weights` (B, H, T_q, T_k) holds the last
     call's attention weights as a read-only ndarray, taken before attention
     dropout so each row sums to 1 (PyTorch returns them after dropout).
+
+    Initialisation differs from torch.nn.MultiheadAttention's. Here each of
+    q_proj, k_proj, v_proj and out_proj is a Linear with Linear's init: weight
+    and bias ~ U(-1/sqrt(d_model), 1/sqrt(d_model)). PyTorch draws its packed
+    in_proj_weight (3 d_model, d_model), that is W^Q, W^K and W^V, from
+    xavier_uniform_, U(-sqrt(3 / (2 d_model)), sqrt(3 / (2 d_model))), a bound
+    1.22 times ours; it sets in_proj_bias and out_proj.bias to zero, and draws
+    out_proj.weight as we do. We keep Linear's init because the demos and the
+    tour's numbers were made with it; to start from PyTorch's weights, load
+    them (tinygrad_enc.interop).
     """
 
     def __init__(self, d_model, n_heads, dropout=0.0, bias=True):

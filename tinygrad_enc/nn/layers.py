@@ -1,7 +1,10 @@
 """The basic layers: Linear, Embedding, LayerNorm, Dropout, and the causal mask.
 
-Initialisation follows PyTorch, so the same seed gives weights of the same
-scale and a model trains the same way in both.
+Each layer here is initialised from the distribution PyTorch uses for the same
+layer (the distribution, not the values: the random generators differ), so
+weights start at the same scale. Modules built from these layers may differ:
+MultiHeadAttention keeps Linear's init where PyTorch's attention does not (see
+its docstring).
 """
 import math
 
