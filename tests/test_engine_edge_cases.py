@@ -202,6 +202,51 @@ def test_python_numbers_do_not_change_the_dtype():
         assert y.dtype == np.float32
 
 
+# an integer or boolean tensor whose result is a float: float32, PyTorch's default dtype
+FLOAT_RESULTS = {
+    "mul_float": lambda t: t * 0.5,
+    "rmul_float": lambda t: 0.5 * t,
+    "add_numpy_float": lambda t: t + np.float64(0.5),
+    "radd_float_list": lambda t: [0.5, 1.5, 2.5] + t,
+    "rsub_float": lambda t: 1.5 - t,
+    "div_int": lambda t: t / 2,
+    "rdiv_int": lambda t: 1 / t,
+    "div_int_tensor": lambda t: t / Tensor([2, 4, 8]),
+    "matmul_float_list": lambda t: t @ [0.5, 1.5, 2.5],
+    "pow_float": lambda t: t ** 0.5,
+    "rpow": lambda t: 2 ** t,
+    "mean": lambda t: t.mean(),
+    "where_float": lambda t: Tensor.where(np.array([True, False, True]), t, 0.5),
+    "where_float_first": lambda t: Tensor.where(np.array([True, False, True]), 0.5, t),
+    "exp": lambda t: t.exp(),
+    "log": lambda t: t.log(),
+    "sqrt": lambda t: t.sqrt(),
+    "tanh": lambda t: t.tanh(),
+    "sigmoid": lambda t: t.sigmoid(),
+    "gelu": lambda t: t.gelu(),
+    "softmax": lambda t: F.softmax(t),
+    "log_softmax": lambda t: F.log_softmax(t),
+    "layer_norm": lambda t: F.layer_norm(t, 3),
+}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 1 / False and log(False): inf, as in float
+@pytest.mark.parametrize("data", [[1, 2, 3], [True, False, True]], ids=["int", "bool"])
+@pytest.mark.parametrize("name", list(FLOAT_RESULTS))
+def test_integer_tensors_give_float32_where_the_result_is_a_float(name, data):
+    out = FLOAT_RESULTS[name](Tensor(data))
+    assert out.dtype == np.float32
+    expected = FLOAT_RESULTS[name](Tensor(np.array(data, dtype=np.float64), dtype=np.float64))
+    np.testing.assert_allclose(out.data, expected.data, rtol=1e-6)
+
+
+def test_integer_results_stay_integers():
+    t = Tensor([1, 2, 3])
+    for y in (t + 1, 2 * t, t - np.int64(1), t ** 2, t.sum(), t @ [1, 2, 3],
+              Tensor.where(np.array([True, False, True]), t, 0), t.max()):
+        assert y.dtype == np.int64
+
+
 @pytest.mark.parametrize("data", [[1, 2, 3], np.arange(3), True, np.array([True, False])])
 def test_integer_and_boolean_tensors_cannot_require_grad(data):
     with pytest.raises(TypeError, match="floating-point"):

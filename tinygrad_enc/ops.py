@@ -12,7 +12,19 @@ import math
 import numpy as np
 
 from .special import erf
-from .tensor import Function, shape_str
+from .tensor import Function, as_float, shape_str
+
+
+class _FloatResult(Function):
+    """An op whose result is a float whatever its inputs: when none of them is
+    a float, they become float32 first (PyTorch's default dtype; numpy would
+    give float64). Float inputs are untouched."""
+
+    @classmethod
+    def apply(cls, *inputs, **kwargs):
+        if not any(t.dtype.kind == "f" for t in inputs):
+            inputs = [as_float(t) for t in inputs]
+        return super().apply(*inputs, **kwargs)
 
 
 # ----- elementwise, two inputs (numpy broadcasting) ---------------------------
@@ -57,7 +69,7 @@ class Mul(_Binary):
                 g * self.a if self.needs_grad[1] else None)
 
 
-class Div(_Binary):
+class Div(_FloatResult, _Binary):
     def forward(self, a, b):
         self.b = b
         self.out = a / b
@@ -92,7 +104,7 @@ class Pow(Function):
         return g * n * self.x ** (n - 1)
 
 
-class Exp(Function):
+class Exp(_FloatResult):
     def forward(self, x):
         self.out = np.exp(x)
         return self.out
@@ -102,7 +114,7 @@ class Exp(Function):
         return g * self.out
 
 
-class Log(Function):
+class Log(_FloatResult):
     def forward(self, x):
         self.x = x
         return np.log(x)
@@ -112,7 +124,7 @@ class Log(Function):
         return g / self.x
 
 
-class Sqrt(Function):
+class Sqrt(_FloatResult):
     def forward(self, x):
         self.out = np.sqrt(x)
         return self.out
@@ -122,7 +134,7 @@ class Sqrt(Function):
         return g / (2 * self.out)
 
 
-class Tanh(Function):
+class Tanh(_FloatResult):
     def forward(self, x):
         self.out = np.tanh(x)
         return self.out
@@ -132,7 +144,7 @@ class Tanh(Function):
         return g * (1 - self.out * self.out)
 
 
-class Sigmoid(Function):
+class Sigmoid(_FloatResult):
     def forward(self, x):
         # exp of -|x| only, so neither branch overflows
         e = np.exp(-np.abs(x))
@@ -171,7 +183,7 @@ _SQRT_2 = math.sqrt(2)
 _SQRT_2PI = math.sqrt(2 * math.pi)
 
 
-class GELU(Function):
+class GELU(_FloatResult):
     """x * Phi(x), Phi the standard normal CDF (exact, via erf), or PyTorch's
     tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
 
@@ -406,7 +418,7 @@ def _stable_shift(x, axis):
     return x - np.where(np.isfinite(top), top, 0)
 
 
-class Softmax(Function):
+class Softmax(_FloatResult):
     """exp(x_i) / sum_j exp(x_j) along `axis`. A row whose entries are all -inf
     gives all zeros (PyTorch gives NaN there): a query that may attend to no
     key receives nothing."""
@@ -427,7 +439,7 @@ class Softmax(Function):
         return grad
 
 
-class LogSoftmax(Function):
+class LogSoftmax(_FloatResult):
     """x_i - log sum_j exp(x_j) along `axis`, computed from the shifted x so it
     stays finite for logits of +-1e4."""
     op_name = "log_softmax"
@@ -446,7 +458,7 @@ class LogSoftmax(Function):
 
 
 # ----- fused: layer norm ---------------------------------------------------------
-class LayerNorm(Function):
+class LayerNorm(_FloatResult):
     """x_hat = (x - mean) / sigma over `axes`, sigma = sqrt(var + eps) with the
     biased variance (divide by n). One op instead of the nine primitives it is
     composed of (two means, subtract, square, add eps, sqrt, divide): layer norm

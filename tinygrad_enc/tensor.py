@@ -191,6 +191,15 @@ def _float_dtype(dtype):
     return np.issubdtype(dtype, np.floating)
 
 
+def as_float(tensor):
+    """An integer or boolean tensor as float32, PyTorch's default dtype, for an
+    op whose result is a float (numpy would make float64); a float one as is.
+    Integer tensors never require grad, so the cast needs no graph."""
+    if _float_dtype(tensor.dtype):
+        return tensor
+    return Tensor._wrap(tensor.data.astype(np.float32))
+
+
 def _numbers(value):
     """`value` as an ndarray if it is a number, or an ndarray or (nested) list
     of numbers; None otherwise (None, strings, ragged lists, other objects)."""
@@ -210,6 +219,12 @@ class Tensor:
     nested list or a number. Floating data becomes float32 unless `dtype` says
     otherwise (pass dtype=np.float64 for gradient checks); integer and boolean
     data keep their type (indices and masks) and cannot require grad.
+
+    Dtypes of results: a number or array meeting a float tensor takes its
+    dtype (float32 * 0.5 stays float32). Where integer or boolean tensors give
+    a float result (a float number operand, division, exp, softmax, ...) it is
+    float32, as in PyTorch. An integer tensor meeting a float tensor follows
+    numpy (int64 with float32 gives float64; PyTorch keeps float32).
     """
     __slots__ = ("data", "grad", "requires_grad", "_ctx", "name", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected op
@@ -318,7 +333,8 @@ class Tensor:
     def _operand(self, other, op):
         """What meets this tensor in `op`, as a tensor: a Python or numpy number,
         or an ndarray or list of numbers, becomes a constant of this tensor's
-        float dtype (so float32 stays float32). Anything else (None, a string)
+        float dtype (so float32 stays float32); meeting an integer or boolean
+        tensor, float numbers become float32. Anything else (None, a string)
         is a TypeError naming the op: numpy would turn None into NaN."""
         if isinstance(other, Tensor):
             return other
@@ -331,25 +347,36 @@ class Tensor:
             return Tensor._wrap(array.astype(self.dtype, copy=False))
         return Tensor(array)
 
-    def __add__(self, other): return ops.Add.apply(self, self._operand(other, "add"))
-    def __radd__(self, other): return ops.Add.apply(self._operand(other, "add"), self)
-    def __sub__(self, other): return ops.Sub.apply(self, self._operand(other, "sub"))
-    def __rsub__(self, other): return ops.Sub.apply(self._operand(other, "sub"), self)
-    def __mul__(self, other): return ops.Mul.apply(self, self._operand(other, "mul"))
-    def __rmul__(self, other): return ops.Mul.apply(self._operand(other, "mul"), self)
-    def __truediv__(self, other): return ops.Div.apply(self, self._operand(other, "div"))
-    def __rtruediv__(self, other): return ops.Div.apply(self._operand(other, "div"), self)
+    def _operands(self, other, op):
+        """self and `other` for a binary op. An integer or boolean tensor
+        meeting float numbers becomes float32 too, PyTorch's default dtype
+        (numpy would compute in float64)."""
+        if isinstance(other, Tensor):
+            return self, other
+        other = self._operand(other, op)
+        return (as_float(self) if _float_dtype(other.dtype) else self), other
+
+    def __add__(self, other): return ops.Add.apply(*self._operands(other, "add"))
+    def __radd__(self, other): return ops.Add.apply(*self._operands(other, "add")[::-1])
+    def __sub__(self, other): return ops.Sub.apply(*self._operands(other, "sub"))
+    def __rsub__(self, other): return ops.Sub.apply(*self._operands(other, "sub")[::-1])
+    def __mul__(self, other): return ops.Mul.apply(*self._operands(other, "mul"))
+    def __rmul__(self, other): return ops.Mul.apply(*self._operands(other, "mul")[::-1])
+    def __truediv__(self, other): return ops.Div.apply(*self._operands(other, "div"))
+    def __rtruediv__(self, other): return ops.Div.apply(*self._operands(other, "div")[::-1])
     def __neg__(self): return ops.Neg.apply(self)
-    def __matmul__(self, other): return ops.MatMul.apply(self, self._operand(other, "matmul"))
-    def __rmatmul__(self, other): return ops.MatMul.apply(self._operand(other, "matmul"), self)
+    def __matmul__(self, other): return ops.MatMul.apply(*self._operands(other, "matmul"))
+    def __rmatmul__(self, other): return ops.MatMul.apply(*self._operands(other, "matmul")[::-1])
 
     def __pow__(self, exponent):
         if not isinstance(exponent, (int, float, np.integer, np.floating)):
             raise TypeError("pow: the exponent must be a Python number (x ** 2, x ** 0.5); "
                             "for a tensor exponent write (b * x.log()).exp()")
         # a Python number: a numpy float64 exponent would make float32 x float64
-        return ops.Pow.apply(self, exponent=exponent.item() if isinstance(exponent, np.generic)
-                             else exponent)
+        if isinstance(exponent, np.generic):
+            exponent = exponent.item()
+        base = as_float(self) if isinstance(exponent, float) else self
+        return ops.Pow.apply(base, exponent=exponent)
 
     def __rpow__(self, base):
         """number ** x = exp(x * ln(number)), for a positive number."""
@@ -532,12 +559,12 @@ class Tensor:
         numbers, all broadcast together)."""
         if not isinstance(a, Tensor):
             if isinstance(b, Tensor):
-                a = b._operand(a, "where")
+                b, a = b._operands(a, "where")
             elif _numbers(a) is not None:
                 a = Tensor(a)
             else:
                 raise TypeError(f"where: a must be a tensor or numbers, got {type(a).__name__}")
-        b = a._operand(b, "where")
+        a, b = a._operands(b, "where")
         condition = check_mask("where", condition, None, name="condition")
         try:
             np.broadcast_shapes(condition.shape, a.shape, b.shape)
