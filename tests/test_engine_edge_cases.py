@@ -2,6 +2,7 @@
 repeated backward, dtypes, grad mode, randomness, masking, numerical range."""
 import gc
 import time
+import tracemalloc
 import weakref
 
 import numpy as np
@@ -259,6 +260,60 @@ def test_float_data_defaults_to_float32():
     assert Tensor(np.zeros(2)).dtype == np.float32
     assert Tensor(np.zeros(2), dtype=np.float64).dtype == np.float64
     assert Tensor.zeros((2, 3), dtype=np.float64).dtype == np.float64
+
+
+def _peak_bytes(make):
+    """The most memory numpy held at once while `make()` ran, above what it
+    held before (tracemalloc sees numpy's array buffers)."""
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        tracemalloc.reset_peak()
+        out = make()
+        return tracemalloc.get_traced_memory()[1] - before, out
+    finally:
+        tracemalloc.stop()
+
+
+BIG = np.ones((500, 500))  # float64, 2 MB
+CONSTRUCTORS = {
+    "float64_array_to_float32": lambda: Tensor(BIG),
+    "float64_array_kept": lambda: Tensor(BIG, dtype=np.float64),
+    "float32_array": lambda: Tensor(BIG.astype(np.float32)),
+    "zeros": lambda: Tensor.zeros(500, 500),
+    "ones": lambda: Tensor.ones((500, 500)),
+    "ones_float64": lambda: Tensor.ones(500, 500, dtype=np.float64),
+    "randn": lambda: Tensor.randn(500, 500),
+    "randn_float64": lambda: Tensor.randn(500, 500, dtype=np.float64),
+}
+
+
+@pytest.mark.parametrize("name", list(CONSTRUCTORS))
+def test_constructors_build_their_array_once(name):
+    peak, out = _peak_bytes(CONSTRUCTORS[name])
+    extra = BIG.nbytes // 2 if name == "float32_array" else 0  # the test's own astype
+    assert peak < out.data.nbytes * 1.2 + extra, (peak, out.data.nbytes)
+
+
+def test_a_tensor_owns_its_array():
+    for array in (np.ones(3, np.float32), np.ones(3)):
+        for dtype in (None, array.dtype):
+            t = Tensor(array, dtype=dtype)
+            assert not np.shares_memory(t.data, array)
+    t = Tensor.ones(3)
+    assert not np.shares_memory(Tensor(t).data, t.data)
+
+
+def test_randn_draws_in_the_requested_dtype():
+    from tinygrad_enc import random as tg_random
+    for dtype in (np.float32, np.float64):
+        manual_seed(7)
+        ours = Tensor.randn(3, 4, dtype=dtype).data
+        manual_seed(7)
+        np.testing.assert_array_equal(ours, tg_random.generator().standard_normal((3, 4), dtype=dtype))
+        assert ours.dtype == dtype
+    with pytest.raises(TypeError, match="randn: dtype must be float32 or float64"):
+        Tensor.randn(2, dtype=np.int64)
 
 
 # ----- grad mode, randomness ------------------------------------------------------------

@@ -233,22 +233,28 @@ class Tensor:
         if isinstance(data, Tensor):
             data = data.data
         try:  # numpy 2 raises ValueError on ragged lists instead of making objects
-            array = np.array(data) if dtype is None else np.array(data, dtype=dtype)
+            array = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
         except (ValueError, TypeError):
             array = None
         if array is None or array.dtype.kind not in "biuf":
             raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} "
                             "(ragged lists or non-numbers)")
         if dtype is None and _float_dtype(array.dtype) and array.dtype != np.float32:
-            array = array.astype(np.float32)
+            array = array.astype(np.float32)  # the one conversion: a fresh array
+        elif isinstance(data, np.ndarray) and np.may_share_memory(array, data):
+            array = array.copy()  # the tensor owns its data (torch.tensor copies too)
+        self._own(array, requires_grad)
+
+    def _own(self, array, requires_grad):
+        """Take `array`, made for this tensor alone, as its data (no copy)."""
+        if array.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: dtype {array.dtype} is not boolean, integer or floating-point")
         if requires_grad and not _float_dtype(array.dtype):
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype "
                             f"{array.dtype} (integer tensors hold indices, boolean ones masks)")
-        self.data = array
-        self.grad = None
-        self.requires_grad = bool(requires_grad)
-        self._ctx = None
-        self.name = None
+        self.data, self.grad, self.requires_grad, self._ctx, self.name = (
+            array, None, bool(requires_grad), None, None)
+        return self
 
     @classmethod
     def _wrap(cls, array):
@@ -315,19 +321,21 @@ class Tensor:
     def zero_grad(self):
         self.grad = None
 
-    # ----- constructors -----------------------------------------------------
+    # ----- constructors: each array built once, in its dtype ------------------
     @staticmethod
     def zeros(*shape, dtype=np.float32, requires_grad=False):
-        return Tensor(np.zeros(_shape_arg(shape)), requires_grad=requires_grad, dtype=dtype)
+        return Tensor.__new__(Tensor)._own(np.zeros(_shape_arg(shape), dtype), requires_grad)
 
     @staticmethod
     def ones(*shape, dtype=np.float32, requires_grad=False):
-        return Tensor(np.ones(_shape_arg(shape)), requires_grad=requires_grad, dtype=dtype)
+        return Tensor.__new__(Tensor)._own(np.ones(_shape_arg(shape), dtype), requires_grad)
 
     @staticmethod
     def randn(*shape, dtype=np.float32, requires_grad=False):
-        data = _random.generator().standard_normal(_shape_arg(shape))
-        return Tensor(data, requires_grad=requires_grad, dtype=dtype)
+        if np.dtype(dtype) not in (np.float32, np.float64):
+            raise TypeError(f"randn: dtype must be float32 or float64, got {np.dtype(dtype)}")
+        data = _random.generator().standard_normal(_shape_arg(shape), dtype=dtype)
+        return Tensor.__new__(Tensor)._own(data, requires_grad)
 
     # ----- arithmetic (numpy broadcasting) ----------------------------------
     def _operand(self, other, op):
