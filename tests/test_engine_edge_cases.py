@@ -451,6 +451,14 @@ def test_split_pieces_cover_the_axis():
     np.testing.assert_array_equal(x.grad[:, 0], [1, 1, 1, 2, 2, 2, 3])
 
 
+def test_expand_checks_the_shapes_with_one_broadcast(monkeypatch):
+    calls = []
+    broadcast_shapes = np.broadcast_shapes
+    monkeypatch.setattr(np, "broadcast_shapes", lambda *s: calls.append(s) or broadcast_shapes(*s))
+    assert Tensor.ones(1, 3).expand(4, -1).shape == (4, 3)
+    assert len(calls) == 1
+
+
 def test_expand_and_getitem_outputs_are_views_but_gradients_are_fresh():
     x = leaf((1, 3))
     y = x.expand(4, 3)

@@ -489,12 +489,12 @@ class Tensor:
         target = tuple(self.shape[i - lead] if n == -1 and i >= lead else n
                        for i, n in enumerate(shape))
         try:
-            np.broadcast_shapes(self.shape, target)
-            if np.broadcast_shapes(self.shape, target) != target:
-                raise ValueError
+            fits = np.broadcast_shapes(self.shape, target) == target
         except ValueError:
+            fits = False
+        if not fits:
             raise ValueError(f"expand: shape {shape_str(self.shape)} cannot be expanded to "
-                             f"{shape_str(target)} (only axes of size 1 can grow)") from None
+                             f"{shape_str(target)} (only axes of size 1 can grow)")
         return ops.Expand.apply(self, shape=target)
 
     def __getitem__(self, index):
