@@ -316,6 +316,19 @@ def test_randn_draws_in_the_requested_dtype():
         Tensor.randn(2, dtype=np.int64)
 
 
+# ----- what the module docstrings claim ---------------------------------------------------
+def test_module_docstrings_name_the_fused_ops_that_functional_uses():
+    from tinygrad_enc import ops
+    from tinygrad_enc.tensor import Function
+    fused = [v.op_name if isinstance(v.op_name, str) else v.__name__.lower()
+             for v in vars(F).values() if isinstance(v, type) and issubclass(v, Function)]
+    assert sorted(fused) == ["layer_norm", "log_softmax", "softmax"]
+    for name in fused:  # functional calls them; ops defines them
+        assert f"`{name}`" in F.__doc__ and f"`{name}`" in ops.__doc__, name
+    assert "for free" not in F.__doc__  # fused ops have hand-written backward passes
+    assert "mean` and `var` are composed" in ops.__doc__ and "tensor.py" in ops.__doc__
+
+
 # ----- grad mode, randomness ------------------------------------------------------------
 def test_no_grad_nests_and_restores():
     x = leaf((2,))

@@ -1,7 +1,11 @@
-"""Functions composed from the primitive ops: what a Transformer is made of.
+"""The functions a Transformer is made of, over `Tensor` methods.
 
-Each is a few lines over `Tensor` methods, so its gradient comes for free from
-the primitives' backward passes. Shapes follow PyTorch's functional API.
+Most are a few lines of primitive ops, so their gradient is what the
+primitives' backward passes compose. Three are not: `softmax`, `log_softmax`
+and `layer_norm` call fused ops from ops.py, whose backward is written by
+hand (gradcheck and PyTorch check them; layer_norm is also checked against
+a version composed from primitives, in test_engine_fused.py). Shapes follow
+PyTorch's functional API.
 """
 import math
 

@@ -4,8 +4,13 @@ Each op is a `Function` with `forward(*arrays) -> array` and
 `backward(grad) -> gradient for each input`. The comment on top of each
 backward is the derivative it implements, with g the gradient of the output.
 A backward may return a gradient in the op's broadcast shape: the graph walk
-in tensor.py sums it back to each input's shape. Everything else (mean, var,
-layer norm, attention, losses) is composed from these in functional.py.
+in tensor.py sums it back to each input's shape.
+
+Three ops at the end are fused: `softmax`, `log_softmax` and `layer_norm`
+each do in one forward and one hand-written backward what several
+primitives would (faster, and stable for huge logits); the functions of the
+same names in functional.py call them. `mean` and `var` are composed from
+primitives in tensor.py; attention and the losses in functional.py.
 """
 import math
 
