@@ -309,6 +309,30 @@ def test_var_is_the_population_variance_not_torchs_default():
     assert not np.allclose(ours, torch.tensor(x).var(-1).numpy())
 
 
+def test_attention_mask_true_blocks_as_in_multihead_attention_not_as_in_torch_sdpa():
+    q, k, _ = attention_inputs()
+    v = make_array((2, 5, 4), seed=3)
+    mask = SDPA_MASKS["causal"]
+    ours, _ = F.scaled_dot_product_attention(*(Tensor(a, dtype=np.float64) for a in (q, k, v)),
+                                             mask=mask)
+    tq, tk, tv = map(torch.tensor, (q, k, v))
+    # torch's functional scaled_dot_product_attention: a boolean attn_mask is True = attend
+    flipped = TF.scaled_dot_product_attention(tq, tk, tv, attn_mask=torch.from_numpy(~mask))
+    np.testing.assert_allclose(ours.data, flipped.numpy(), **TOL)
+    same = TF.scaled_dot_product_attention(tq, tk, tv, attn_mask=torch.from_numpy(mask))
+    assert not np.allclose(ours.data, same.numpy())
+    # nn.MultiheadAttention (one head, identity projections): True = blocked, as ours
+    mha = torch.nn.MultiheadAttention(4, 1, bias=False, batch_first=True, dtype=torch.float64)
+    with torch.no_grad():
+        mha.in_proj_weight.copy_(torch.eye(4, dtype=torch.float64).repeat(3, 1))
+        mha.out_proj.weight.copy_(torch.eye(4, dtype=torch.float64))
+        theirs, _ = mha(tq, tk, tv, attn_mask=torch.from_numpy(mask))
+    np.testing.assert_allclose(ours.data, theirs.numpy(), **TOL)
+    doc = " ".join(F.scaled_dot_product_attention.__doc__.split())
+    assert "torch.nn.functional.scaled_dot_product_attention" in doc and "True = attend" in doc
+    assert "nn.MultiheadAttention" in doc
+
+
 def test_cross_entropy_with_every_target_ignored_is_zero_where_torch_gives_nan():
     logits, target = make_array((3, 4)), np.array([1, 1, 1])
     ours = F.cross_entropy(Tensor(logits, dtype=np.float64), target, ignore_index=1)

@@ -114,8 +114,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     spread independent of d_k, so softmax does not saturate); softmax over j
     turns a row of scores into weights alpha_ij; z_i = sum_j alpha_ij v_j.
     `mask` is boolean, True = "may not attend", broadcasting to
-    (..., T_q, T_k). A query whose keys are all masked gets zero weights and a
-    zero output, never NaN. `dropout_p` drops attention weights (as PyTorch,
+    (..., T_q, T_k): the convention of torch.nn.MultiheadAttention's masks,
+    and the OPPOSITE of torch.nn.functional.scaled_dot_product_attention,
+    whose boolean attn_mask means True = attend (pass it ~mask). A query
+    whose keys are all masked gets zero weights and a zero output, never NaN. `dropout_p` drops attention weights (as PyTorch,
     whenever it is > 0). Returns (Z, weights), weights before dropout.
     """
     if q.ndim < 2 or k.ndim < 2 or v.ndim < 2 or q.shape[-1] != k.shape[-1] \
