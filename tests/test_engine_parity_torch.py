@@ -333,6 +333,15 @@ def test_attention_mask_true_blocks_as_in_multihead_attention_not_as_in_torch_sd
     assert "nn.MultiheadAttention" in doc
 
 
+def test_cross_entropy_takes_classes_last_where_torch_takes_them_second():
+    logits, target = make_array((2, 3, 4)), np.array([[0, 3, 1], [2, 2, 0]])
+    ours = F.cross_entropy(Tensor(logits, dtype=np.float64), target).item()
+    theirs = TF.cross_entropy(torch.tensor(logits).permute(0, 2, 1), torch.from_numpy(target))
+    assert math.isclose(ours, theirs.item(), rel_tol=1e-12)
+    doc = " ".join(F.cross_entropy.__doc__.split())
+    assert "(B, C, T)" in doc and "PyTorch" in doc
+
+
 def test_cross_entropy_with_every_target_ignored_is_zero_where_torch_gives_nan():
     logits, target = make_array((3, 4)), np.array([1, 1, 1])
     ours = F.cross_entropy(Tensor(logits, dtype=np.float64), target, ignore_index=1)

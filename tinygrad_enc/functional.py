@@ -43,8 +43,11 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
     at the target, or with label smoothing (1 - eps) one-hot + eps / C.
 
     logits: (N, C) or (B, T, C); target: integers of shape (N,) or (B, T).
-    Its gradient with respect to the logits is (p - q) / (number of positions).
-    If every target is ignored the loss is 0 (PyTorch gives NaN).
+    The classes are last, as the model's output comes (B, T, vocab); PyTorch's
+    cross_entropy wants them second, (B, C, T), so a PyTorch call needs
+    logits.permute(0, 2, 1). Its gradient with respect to the logits is
+    (p - q) / (number of positions). If every target is ignored the loss is 0
+    (PyTorch gives NaN).
     """
     target = np.asarray(target.data if isinstance(target, Tensor) else target)
     if logits.ndim not in (2, 3):
