@@ -40,31 +40,34 @@ class TransformerEncoderLayer(Module):
 
     The residual `x + sublayer(x)` lets the gradient reach earlier layers
     directly; dropout is applied to each sub-layer's output before the add.
-    Input and output: (B, T, d_model).
+    Input and output: (B, T, d_model). `layer_norm_eps` is both norms' eps
+    (1e-5 as PyTorch; BERT-family models use 1e-12).
     """
 
-    def __init__(self, d_model, n_heads, d_ff, dropout=0.1, activation="relu", norm_first=False):
+    def __init__(self, d_model, n_heads, d_ff, dropout=0.1, activation="relu", norm_first=False,
+                 layer_norm_eps=1e-5):
         super().__init__()
         self.norm_first = norm_first
         self.self_attn = MultiHeadAttention(d_model, n_heads, dropout)
         self.ffn = FeedForward(d_model, d_ff, dropout, activation)
-        self.norm1 = LayerNorm(d_model)
-        self.norm2 = LayerNorm(d_model)
+        self.norm1 = LayerNorm(d_model, eps=layer_norm_eps)
+        self.norm2 = LayerNorm(d_model, eps=layer_norm_eps)
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
 
     def forward(self, x, mask=None, key_padding_mask=None):
-        def attend(h):
-            return self.dropout1(self.self_attn(h, mask=mask, key_padding_mask=key_padding_mask))
-
-        def feed_forward(h):
-            return self.dropout2(self.ffn(h))
-
-        if self.norm_first:
-            x = _residual(x, attend(self.norm1(x)))
-            return _residual(x, feed_forward(self.norm2(x)))
-        x = self.norm1(_residual(x, attend(x)))
-        return self.norm2(_residual(x, feed_forward(x)))
+        if self.norm_first:  # pre-LN: x = x + sublayer(norm(x))
+            h = self.norm1(x)
+            h = self.self_attn(h, mask=mask, key_padding_mask=key_padding_mask)
+            x = _residual(x, self.dropout1(h))
+            h = self.norm2(x)
+            h = self.ffn(h)
+            return _residual(x, self.dropout2(h))
+        # post-LN, the paper: x = norm(x + sublayer(x))
+        h = self.self_attn(x, mask=mask, key_padding_mask=key_padding_mask)
+        x = self.norm1(_residual(x, self.dropout1(h)))
+        h = self.ffn(x)
+        return self.norm2(_residual(x, self.dropout2(h)))
 
     def extra_repr(self):
         return f"norm_first={self.norm_first}"
@@ -83,12 +86,13 @@ class TransformerEncoder(Module):
     LayerNorm (`final_norm`, usual with pre-LN). Input (B, T, d_model)."""
 
     def __init__(self, num_layers, d_model, n_heads, d_ff, dropout=0.1, activation="relu",
-                 norm_first=False, final_norm=False):
+                 norm_first=False, final_norm=False, layer_norm_eps=1e-5):
         super().__init__()
         self.layers = ModuleList(
-            TransformerEncoderLayer(d_model, n_heads, d_ff, dropout, activation, norm_first)
+            TransformerEncoderLayer(d_model, n_heads, d_ff, dropout, activation, norm_first,
+                                    layer_norm_eps)
             for _ in range(num_layers))
-        self.norm = LayerNorm(d_model) if final_norm else None
+        self.norm = LayerNorm(d_model, eps=layer_norm_eps) if final_norm else None
 
     def forward(self, x, mask=None, key_padding_mask=None):
         for layer in self.layers:
