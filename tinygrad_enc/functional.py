@@ -12,11 +12,12 @@ import math
 import numpy as np
 
 from . import random as _random
-from .checks import check_mask, normalize_axes, shape_str
+from .checks import check_mask, normalize_axes, shape_str, torch_names
 from .ops import LayerNorm, LogSoftmax, Softmax
 from .tensor import Tensor, apply, array_of
 
 
+@torch_names(dim="axis")
 def softmax(x, axis=-1):
     """exp(x_i) / sum_j exp(x_j) along `axis`: turns scores into weights that
     are positive and sum to 1. Stable for any finite logits; a row that is all
@@ -24,6 +25,7 @@ def softmax(x, axis=-1):
     return apply(Softmax, x, axis=normalize_axes("softmax", axis, x.ndim))
 
 
+@torch_names(dim="axis")
 def log_softmax(x, axis=-1):
     """log(softmax(x)), computed as x - logsumexp(x) so it never overflows."""
     return apply(LogSoftmax, x, axis=normalize_axes("log_softmax", axis, x.ndim))
