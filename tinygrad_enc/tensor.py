@@ -922,8 +922,10 @@ class Tensor:
     @torch_names(dim="axis")
     def cumsum(self, axis):
         """Running sum along `axis` (required, as in PyTorch)."""
-        return apply(ops.Cumsum, self, axis=one_axis("cumsum", axis, max(self.ndim, 1))
-                     if self.ndim else None)
+        if self.ndim == 0:
+            one_axis("cumsum", axis, 0)
+            return self.reshape(1).cumsum(0).reshape(())
+        return apply(ops.Cumsum, self, axis=one_axis("cumsum", axis, self.ndim))
 
     # ----- elementwise ------------------------------------------------------
     def clamp(self, min=None, max=None):  # noqa: A002  (PyTorch's names)
