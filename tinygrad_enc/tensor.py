@@ -784,11 +784,13 @@ class Tensor:
     # line is its definition in the table; the others run one primitive.
 
     # ----- shape ------------------------------------------------------------
+    @torch_names(dim="axis")
     def unsqueeze(self, axis):
         """unsqueeze(x, axis) = reshape(x) with a new axis of size 1 at `axis`."""
         axis = normalize_axes("unsqueeze", integer("unsqueeze", "dim", axis), self.ndim + 1)[0]
         return self.reshape(self.shape[:axis] + (1,) + self.shape[axis:])
 
+    @torch_names(dim="axis")
     def squeeze(self, axis=None):
         """squeeze(x, axis) = reshape(x) without the axes of size 1 (all, or those
         of `axis`; an axis of another size stays, as in PyTorch)."""
@@ -796,6 +798,7 @@ class Tensor:
         return self.reshape(tuple(n for i, n in enumerate(self.shape)
                                   if not (i in axes and n == 1)))
 
+    @torch_names(start_dim="start_axis", end_dim="end_axis")
     def flatten(self, start_axis=0, end_axis=-1):
         """flatten(x, start, end) = reshape(x) with axes start..end as one."""
         if self.ndim == 0:
@@ -805,6 +808,7 @@ class Tensor:
             raise ValueError(f"flatten: start_dim {start_axis} comes after end_dim {end_axis}")
         return self.reshape(self.shape[:start] + (-1,) + self.shape[end + 1:])
 
+    @torch_names(dim="axis")
     def unflatten(self, axis, sizes):
         """unflatten(x, axis, sizes) = reshape(x) with `axis` split into `sizes`
         (one may be -1)."""
@@ -826,8 +830,13 @@ class Tensor:
         tiled = tuple(n for pair in zip(times, shape) for n in pair)
         return self.reshape(grid).expand(tiled).reshape(tuple(t * n for t, n in zip(times, shape)))
 
-    def flip(self, *axes):
-        """flip(x, axes) = x[..., ::-1, ...]: reversed along each of `axes`."""
+    def flip(self, *axes, dims=None):
+        """flip(x, axes) = x[..., ::-1, ...]: reversed along each of `axes`
+        (x.flip(0, 1), x.flip((0, 1)) or x.flip(dims=(0, 1)))."""
+        if dims is not None:
+            axes = (dims,) if axes == () else None
+            if axes is None:
+                raise TypeError("flip: give the axes once, as arguments or as dims=")
         axes = normalize_axes("flip", shape_arg("flip", axes), self.ndim)
         return self[tuple(slice(None, None, -1) if i in axes else slice(None)
                           for i in range(self.ndim))]
