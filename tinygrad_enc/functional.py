@@ -57,6 +57,7 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     positions). If every target is ignored the mean is 0 (PyTorch gives NaN).
     """
     _check_reduction("cross_entropy", reduction)
+    _check_tensor("cross_entropy", "logits", logits)
     if logits.ndim not in (2, 3):
         raise ValueError(f"cross_entropy: logits must be (N, C) or (B, T, C), got "
                          f"{shape_str(logits.shape)}")
@@ -85,11 +86,17 @@ def nll_loss(log_probs, target, ignore_index=None, reduction="mean"):
     already log-probabilities (log_softmax's output). Shapes, classes last, and
     reductions as cross_entropy."""
     _check_reduction("nll_loss", reduction)
+    _check_tensor("nll_loss", "log_probs", log_probs)
     if log_probs.ndim not in (2, 3):
         raise ValueError(f"nll_loss: log_probs must be (N, C) or (B, T, C), got "
                          f"{shape_str(log_probs.shape)}")
     target, kept = _class_targets("nll_loss", log_probs, target, ignore_index)
     return _reduce(_picked_losses(log_probs, target, kept), reduction, int(kept.sum()))
+
+
+def _check_tensor(op, name, value):
+    if not isinstance(value, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(value).__name__}")
 
 
 def _check_reduction(op, reduction):
@@ -145,6 +152,7 @@ def mse_loss(input, target, reduction="mean"):  # noqa: A002  (PyTorch's name)
     broadcasts them with a warning: a (N, 1) against a (N,) would silently
     compare every pair)."""
     _check_reduction("mse_loss", reduction)
+    _check_tensor("mse_loss", "input", input)
     target = target if isinstance(target, Tensor) else Tensor(array_of(target), dtype=input.dtype)
     if target.shape != input.shape:
         raise ValueError(f"mse_loss: input {shape_str(input.shape)} and target "
@@ -161,6 +169,7 @@ def binary_cross_entropy_with_logits(logits, target, weight=None, reduction="mea
     gradient is sigmoid(x) - y (at pos_weight 1). `weight` scales each element's
     loss; target has the logits' shape (0/1 labels or probabilities)."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
+    _check_tensor("binary_cross_entropy_with_logits", "logits", logits)
     if not isinstance(target, Tensor):
         target = Tensor(array_of(target), dtype=logits.dtype)
     if target.shape != logits.shape:

@@ -813,7 +813,12 @@ class Tensor:
         """unflatten(x, axis, sizes) = reshape(x) with `axis` split into `sizes`
         (one may be -1)."""
         axis = one_axis("unflatten", axis, self.ndim)
-        sizes = resolve_reshape((self.shape[axis],), shape_arg("unflatten", (sizes,)))
+        given = shape_arg("unflatten", (sizes,))
+        try:
+            sizes = resolve_reshape((self.shape[axis],), given)
+        except ValueError:
+            raise ValueError(f"unflatten: sizes {given} do not multiply to {self.shape[axis]}, "
+                             f"the size of axis {axis} of shape {shape_str(self.shape)}") from None
         return self.reshape(self.shape[:axis] + sizes + self.shape[axis + 1:])
 
     def repeat(self, *times):
