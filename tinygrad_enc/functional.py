@@ -237,7 +237,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 def dropout(x, p=0.5, training=True):
-    """Zero each element with probability p and scale the survivors by
+    """dropout(x, p) = x * keep / (1 - p), keep 0 with probability p, else 1:
+    zero each element with probability p and scale the survivors by
     1 / (1 - p) ("inverted" dropout), so the expected value is unchanged and
     evaluation needs no rescaling. Identity when not training or p == 0."""
     if not 0.0 <= p <= 1.0:
@@ -252,7 +253,7 @@ def dropout(x, p=0.5, training=True):
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
-    """Attention: Z = softmax(Q K^T / sqrt(d_k)) V.
+    """scaled_dot_product_attention(q, k, v) = softmax(q k^T / sqrt(d_k)) v: attention, Z.
 
     q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v). The score of
     query i for key j is q_i . k_j / sqrt(d_k) (dividing keeps the scores'

@@ -706,9 +706,10 @@ class Tensor:
 
     @torch_names(dim="axis")
     def split(self, size, axis=0):
-        """Cut along `axis` into pieces of `size` (the last may be shorter), or
-        into pieces of the sizes in a list, as torch.split does. The pieces
-        are slices, x[..., start:stop]: views of x, no copies."""
+        """split(x, size, axis) = [x[..., start:stop] for each piece]: cut along
+        `axis` into pieces of `size` (the last may be shorter), or into pieces
+        of the sizes in a list, as torch.split does. The pieces are slices:
+        views of x, no copies."""
         if self.ndim == 0:
             raise ValueError("split: a 0-d tensor has no axis to split")
         axis = one_axis("split", axis, self.ndim)
@@ -748,7 +749,8 @@ class Tensor:
     @staticmethod
     @torch_names(dim="axis")
     def stack(tensors, axis=0):
-        """Join same-shaped tensors along a new axis."""
+        """stack(ts, axis) = cat([t with a new axis of size 1 at axis, ...], axis):
+        same-shaped tensors joined along a new axis."""
         tensors = tensor_list("stack", tensors, Tensor)
         shapes = {t.shape for t in tensors}
         if len(shapes) != 1:
@@ -792,8 +794,8 @@ class Tensor:
 
     @torch_names(dim="axis")
     def squeeze(self, axis=None):
-        """squeeze(x, axis) = reshape(x) without the axes of size 1 (all, or those
-        of `axis`; an axis of another size stays, as in PyTorch)."""
+        """squeeze(x, axis) = reshape(x) without its axes of size 1: all of them, or
+        those of `axis` (an axis of another size stays, as in PyTorch)."""
         axes = normalize_axes("squeeze", axis, self.ndim)
         return self.reshape(tuple(n for i, n in enumerate(self.shape)
                                   if not (i in axes and n == 1)))
@@ -904,8 +906,8 @@ class Tensor:
 
     @torch_names(**DIM)
     def logsumexp(self, axis=None, keepdims=False):
-        """logsumexp(x) = m + log(sum(exp(x - m))), m = max(x) held constant (so
-        exp cannot overflow; m is 0 where the max is infinite)."""
+        """logsumexp(x) = m + log(sum(exp(x - m))) with m = max(x) held constant:
+        exp cannot overflow (m is 0 where the max is infinite)."""
         axes = normalize_axes("logsumexp", axis, self.ndim)
         top = np.max(self.data, axis=axes, keepdims=True, initial=-np.inf)
         m = Tensor._wrap(np.where(np.isfinite(top), top, 0).astype(self.dtype, copy=False))
@@ -996,7 +998,7 @@ class Tensor:
     def sign(self): return self._step(np.sign)
 
     def round(self, decimals=0):
-        """round(x, d) = round(x * 10^d) / 10^d, halves to even as in PyTorch (and
+        """round(x, d) = round(x * 10^d) / 10^d: halves to even as in PyTorch (and
         numpy); gradient 0."""
         decimals = integer("round", "decimals", decimals)
         if decimals == 0:
@@ -1009,7 +1011,7 @@ class Tensor:
         return self * self.sigmoid()
 
     def softplus(self, beta=1.0, threshold=20.0):
-        """softplus(x) = where(beta x > threshold, x, log(1 + exp(beta x)) / beta),
+        """softplus(x) = where(beta x > threshold, x, log(1 + exp(beta x)) / beta):
         PyTorch's formula (exp is taken of a masked copy, so a large x gives no
         inf and no NaN gradient)."""
         z = self * beta
@@ -1021,7 +1023,7 @@ class Tensor:
         return Tensor.where(self > 0, self, self * negative_slope)
 
     def elu(self, alpha=1.0):
-        """elu(x) = where(x > 0, x, alpha (exp(x) - 1)), exp taken of x with the
+        """elu(x) = where(x > 0, x, alpha (exp(x) - 1)): exp is taken of x with the
         positive entries masked to 0 (no overflow)."""
         positive = self > 0
         return Tensor.where(positive, self, (self.masked_fill(positive, 0.0).exp() - 1) * alpha)
