@@ -30,8 +30,8 @@ class MultiHeadAttention(Module):
     Returns (B, T_q, d_model); `attn_weights` (B, H, T_q, T_k) holds the last
     call's attention weights as a read-only ndarray, taken before attention
     dropout so each row sums to 1 (PyTorch returns them after dropout).
-    `cache` (a KVCache, decoding only) keeps K and V between calls; then T_k
-    counts the cached keys too, and masks must cover all of them.
+    While a decode runs, `cache` (a KVCache) keeps K and V between calls; T_k
+    then counts the cached keys too, and masks must cover all of them.
 
     Initialisation differs from torch.nn.MultiheadAttention's. Here each of
     q_proj, k_proj, v_proj and out_proj is a Linear with Linear's init: weight
@@ -55,26 +55,28 @@ class MultiHeadAttention(Module):
         self.v_proj = Linear(d_model, d_model, bias)    # W^V
         self.out_proj = Linear(d_model, d_model, bias)  # W^O
         self.attn_weights = None
+        self.cache = None  # a KVCache only while a decode runs (nn.decoding.kv_caches)
 
-    def forward(self, query, key=None, value=None, mask=None, key_padding_mask=None, cache=None):
+    def forward(self, query, key=None, value=None, mask=None, key_padding_mask=None):
         key = query if key is None else key
         value = key if value is None else value
         self._check_inputs(query, key, value)
-        B, T_q, H = query.shape[0], query.shape[1], self.n_heads
+        B, T_q, T_k, H = query.shape[0], query.shape[1], key.shape[1], self.n_heads
 
         q = self.q_proj(query)
         q.name = "Q"
         # split d_model into H heads of d_k: (B, T, d_model) -> (B, H, T, d_k)
         q = q.reshape(B, T_q, H, self.d_k).transpose(1, 2)
-        if cache is not None and cache.static and cache.k is not None:
-            k, v = cache.k, cache.v  # the encoder output's K and V, projected at the first step
+        if self.cache is not None and self.cache.static and self.cache.k is not None:
+            k, v = self.cache.k, self.cache.v  # decoding: the encoder output's K, V, projected once
         else:
-            k, v = self.k_proj(key), self.v_proj(value)
+            k = self.k_proj(key)
+            v = self.v_proj(value)
             k.name, v.name = "K", "V"
-            k = k.reshape(B, key.shape[1], H, self.d_k).transpose(1, 2)
-            v = v.reshape(B, key.shape[1], H, self.d_k).transpose(1, 2)
-            if cache is not None:
-                k, v = cache.update(k, v)
+            k = k.reshape(B, T_k, H, self.d_k).transpose(1, 2)
+            v = v.reshape(B, T_k, H, self.d_k).transpose(1, 2)
+            if self.cache is not None:
+                k, v = self.cache.update(k, v)  # decoding: with the earlier positions' K, V
         T_k = k.shape[2]
 
         blocked = self._combine_masks(mask, key_padding_mask, (B, H, T_q, T_k))
@@ -123,12 +125,12 @@ class MultiHeadAttention(Module):
 
 class KVCache:
     """The keys and values one attention module has computed, kept between the
-    steps of a decode (pass it as MultiHeadAttention's `cache`; training never does).
+    steps of a decode. nn.decoding.kv_caches puts one in `MultiHeadAttention.cache`
+    for the length of a decode and takes it away after: training never sees one.
 
     static=False, masked self-attention: each step appends the new tokens' K
       and V to those of the earlier positions, so step t projects one token
-      instead of all t. The caller then needs no causal mask: the cache holds
-      only the past.
+      instead of all t (its query still needs the mask of its own position).
     static=True, encoder-decoder attention: K and V of the encoder's output are
       projected at the first step and reused at every later one.
     `k` and `v` are (B, H, T_k, d_k) Tensors, or None before the first step.
@@ -139,14 +141,14 @@ class KVCache:
         self.k = self.v = None
 
     def update(self, k, v):
-        """Keep (or, for self-attention, append) the new K and V; return all of them."""
+        """Keep (self-attention: append) the new K and V; return all of them."""
         if self.k is not None:  # (B, H, T_past, d_k) + (B, H, T_new, d_k) along the time axis
             k, v = Tensor.cat([self.k, k], axis=2), Tensor.cat([self.v, v], axis=2)
         self.k, self.v = k, v
         return k, v
 
     def select(self, rows):
-        """Keep batch rows `rows` (integer array), in that order: beam search
+        """Keep batch rows `rows` (an integer array), in that order: beam search
         continues some hypotheses twice and drops others."""
         if self.k is not None:
             self.k, self.v = self.k[rows], self.v[rows]

@@ -10,7 +10,7 @@ with layer norm, as in "The Illustrated Transformer":
    position can look at every source token;
 3. the feed-forward network, as in the encoder.
 """
-from .attention import KVCache, MultiHeadAttention
+from .attention import MultiHeadAttention
 from .layers import Dropout, LayerNorm
 from .module import Module, ModuleList
 from .transformer import FeedForward, _residual
@@ -33,10 +33,8 @@ class TransformerDecoderLayer(Module):
     self-attention; memory_mask (T, S) and memory_key_padding_mask (B, S) on
     encoder-decoder attention. All boolean, True = may not attend.
 
-    `cache`, decoding only: the pair from new_cache(), which keeps the
-    self-attention keys and values of the earlier positions and the
-    encoder output's keys and values, so each step feeds the newest token alone
-    (no tgt_mask needed then: the cache holds only the past).
+    While decoding, nn.decoding.kv_caches gives self_attn and cross_attn a
+    key/value cache each, so a step feeds only the newest token.
     """
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.1, activation="relu", norm_first=False,
@@ -53,32 +51,24 @@ class TransformerDecoderLayer(Module):
         self.dropout2 = Dropout(dropout)
         self.dropout3 = Dropout(dropout)
 
-    @staticmethod
-    def new_cache():
-        """(self-attention cache, encoder-decoder attention cache) for one decode."""
-        return KVCache(), KVCache(static=True)
-
     def forward(self, x, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-                memory_key_padding_mask=None, cache=None):
-        self_cache, cross_cache = (None, None) if cache is None else cache
+                memory_key_padding_mask=None):
         if self.norm_first:  # pre-LN: x = x + sublayer(norm(x))
             h = self.norm1(x)
-            h = self.self_attn(h, mask=tgt_mask, key_padding_mask=tgt_key_padding_mask,
-                               cache=self_cache)
+            h = self.self_attn(h, mask=tgt_mask, key_padding_mask=tgt_key_padding_mask)
             x = _residual(x, self.dropout1(h))
             h = self.norm2(x)
             h = self.cross_attn(h, memory, mask=memory_mask,
-                                key_padding_mask=memory_key_padding_mask, cache=cross_cache)
+                                key_padding_mask=memory_key_padding_mask)
             x = _residual(x, self.dropout2(h))
             h = self.norm3(x)
             h = self.ffn(h)
             return _residual(x, self.dropout3(h))
         # post-LN, the paper: x = norm(x + sublayer(x))
-        h = self.self_attn(x, mask=tgt_mask, key_padding_mask=tgt_key_padding_mask,
-                           cache=self_cache)
+        h = self.self_attn(x, mask=tgt_mask, key_padding_mask=tgt_key_padding_mask)
         x = self.norm1(_residual(x, self.dropout1(h)))
         h = self.cross_attn(x, memory, mask=memory_mask,
-                            key_padding_mask=memory_key_padding_mask, cache=cross_cache)
+                            key_padding_mask=memory_key_padding_mask)
         x = self.norm2(_residual(x, self.dropout2(h)))
         h = self.ffn(x)
         return self.norm3(_residual(x, self.dropout3(h)))
@@ -92,8 +82,7 @@ class TransformerDecoder(Module):
     an optional final LayerNorm (`final_norm`; torch.nn.Transformer always has
     one). Every layer reads the same `memory`, the encoder's output: the
     encoder-decoder attention of each layer can look at the whole source.
-    forward takes the layer's arguments; `caches` (from new_caches(),
-    decoding only) holds one layer cache per layer."""
+    forward takes the layer's arguments."""
 
     def __init__(self, num_layers, d_model, n_heads, d_ff, dropout=0.1, activation="relu",
                  norm_first=False, final_norm=False, layer_norm_eps=1e-5):
@@ -104,14 +93,10 @@ class TransformerDecoder(Module):
             for _ in range(num_layers))
         self.norm = LayerNorm(d_model, eps=layer_norm_eps) if final_norm else None
 
-    def new_caches(self):
-        return [layer.new_cache() for layer in self.layers]
-
     def forward(self, x, memory, tgt_mask=None, memory_mask=None, tgt_key_padding_mask=None,
-                memory_key_padding_mask=None, caches=None):
-        for i, layer in enumerate(self.layers):
+                memory_key_padding_mask=None):
+        for layer in self.layers:
             x = layer(x, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,
                       tgt_key_padding_mask=tgt_key_padding_mask,
-                      memory_key_padding_mask=memory_key_padding_mask,
-                      cache=None if caches is None else caches[i])
+                      memory_key_padding_mask=memory_key_padding_mask)
         return self.norm(x) if self.norm is not None else x

@@ -19,24 +19,25 @@ cache the stepper feeds the model just the tokens it has not seen yet (one
 per step); without, it feeds the whole prefix again at every step, which
 costs t token passes at step t instead of one (same numbers, slower).
 """
+import contextlib
 import numbers
 
 import numpy as np
 
 from .. import random as _random
 from ..tensor import Tensor, check_mask, shape_str
+from .attention import KVCache
 
 
 class Stepper:
     """The next-token logits of every row of a growing prefix.
 
-    forward(ids (N, t), offset, caches, **state) -> logits (N, t, vocab) is the
-    model's decoder: `ids` are the tokens at positions offset .. offset+t-1.
-    `caches` is None (every call then gets the whole prefix, offset 0) or the
-    model's list of KVCache (or of tuples of them), and then each call gets
-    only the new tokens. `state` holds per-row arrays or Tensors (the
-    encoder's output, its padding mask) that beam search reorders with the
-    caches.
+    forward(ids (N, t), offset, **state) -> logits (N, t, vocab) runs the
+    model's decoder on the tokens at positions offset .. offset+t-1. With
+    `caches` (the list kv_caches yields) each call gets only the tokens the
+    caches have not seen; without (None) it gets the whole prefix, offset 0.
+    `state` holds per-row arrays or Tensors (the encoder's output, its
+    padding mask) that beam search reorders together with the caches.
     """
 
     def __init__(self, forward, caches=None, **state):
@@ -44,11 +45,11 @@ class Stepper:
         self.fed = 0  # prefix tokens already inside the caches
 
     def logits(self, tokens):
-        """tokens (N, t) int64 -> the logits for token t+1, (N, vocab) float64."""
+        """tokens (N, t) int64 -> the logits for the token after them, (N, vocab) float64."""
         if self.caches is None:
-            out = self.forward(tokens, 0, None, **self.state)
+            out = self.forward(tokens, 0, **self.state)
         else:
-            out = self.forward(tokens[:, self.fed:], self.fed, self.caches, **self.state)
+            out = self.forward(tokens[:, self.fed:], self.fed, **self.state)
             self.fed = tokens.shape[1]
         return out.data[:, -1].astype(np.float64)
 
@@ -56,13 +57,29 @@ class Stepper:
         """Keep rows `rows` (an integer array, repeats allowed) of the state and the caches."""
         self.state = {name: None if value is None else value[rows]
                       for name, value in self.state.items()}
-        for cache in _each_cache(self.caches or ()):
+        for cache in self.caches or ():
             cache.select(rows)
 
 
-def _each_cache(caches):
-    for entry in caches:
-        yield from entry if isinstance(entry, tuple) else (entry,)
+@contextlib.contextmanager
+def kv_caches(self_attention, cross_attention=(), enabled=True):
+    """For the length of one decode, give every MultiHeadAttention in
+    `self_attention` a KVCache that grows by the new positions' keys and values,
+    and every one in `cross_attention` a static KVCache (the encoder output's
+    keys and values, projected once); yields the list of caches (None when not
+    `enabled`) and takes them all away afterwards."""
+    modules = [(m, KVCache()) for m in self_attention] + \
+              [(m, KVCache(static=True)) for m in cross_attention]
+    if not enabled:
+        yield None
+        return
+    try:
+        for module, cache in modules:
+            module.cache = cache
+        yield [cache for _, cache in modules]
+    finally:
+        for module, _ in modules:
+            module.cache = None
 
 
 def causal_block_mask(T_new, offset):

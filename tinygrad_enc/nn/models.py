@@ -13,7 +13,6 @@ import numpy as np
 
 from ..tensor import no_grad
 from . import decoding
-from .attention import KVCache
 from .decoder import TransformerDecoder
 from .layers import Dropout, Embedding, LayerNorm, Linear, causal_mask
 from .module import Module, ModuleList
@@ -130,12 +129,12 @@ class Transformer(Module):
         memory = self.encode(src, src_mask)
         return self.generator(self.decode(tgt, memory, tgt_key_padding_mask, src_mask))
 
-    def _next_logits(self, tgt, offset, caches, memory, memory_key_padding_mask):
-        """Logits (B, T_new, tgt_vocab) of the decoder input `tgt` at positions
-        offset.. (with caches: only the new tokens, the rest is cached)."""
+    def _next_logits(self, tgt, offset, memory, memory_key_padding_mask):
+        """Logits (B, T, tgt_vocab) of the decoder input `tgt` at positions
+        offset .. offset+T-1 (offset > 0: the earlier ones are in the caches)."""
         x = self.tgt_embed(tgt, offset)
         h = self.decoder(x, memory, tgt_mask=decoding.causal_block_mask(tgt.shape[1], offset),
-                         memory_key_padding_mask=memory_key_padding_mask, caches=caches)
+                         memory_key_padding_mask=memory_key_padding_mask)
         return self.generator(h)
 
     def generate(self, src, max_len, start_id, end_id, src_key_padding_mask=None, beam_size=1,
@@ -168,11 +167,13 @@ class Transformer(Module):
             return np.zeros((0, 0), dtype=np.int64)
         was_training = _start(self)
         try:
-            with no_grad():
+            layers = self.decoder.layers
+            with no_grad(), decoding.kv_caches([layer.self_attn for layer in layers],
+                                               [layer.cross_attn for layer in layers],
+                                               enabled=use_cache) as caches:
                 memory = self.encode(src, mask)
-                stepper = decoding.Stepper(self._next_logits,
-                                           self.decoder.new_caches() if use_cache else None,
-                                           memory=memory, memory_key_padding_mask=mask)
+                stepper = decoding.Stepper(self._next_logits, caches, memory=memory,
+                                           memory_key_padding_mask=mask)
                 start = np.full((len(src), 1), start_id, dtype=np.int64)
                 return decoding.generate(stepper, start, max_len, end_id, beam_size,
                                          length_penalty, temperature, top_k)
@@ -213,13 +214,13 @@ class GPT(Module):
         if tie_embeddings:
             self.head.weight = self.embed.tokens.weight
 
-    def _logits(self, ids, offset=0, caches=None, key_padding_mask=None):
-        """Logits of `ids` at positions offset.. (with caches: after the cached ones)."""
+    def _logits(self, ids, offset=0, key_padding_mask=None):
+        """Logits of `ids` at positions offset .. offset+T-1 (offset > 0: the
+        earlier ones are in the caches)."""
         x = self.embed(ids, offset)
         mask = decoding.causal_block_mask(ids.shape[1], offset)
-        for i, layer in enumerate(self.layers):
-            x = layer(x, mask=mask, key_padding_mask=key_padding_mask,
-                      cache=None if caches is None else caches[i])
+        for layer in self.layers:
+            x = layer(x, mask=mask, key_padding_mask=key_padding_mask)
         return self.head(self.norm(x))
 
     def forward(self, ids, key_padding_mask=None):
@@ -245,8 +246,8 @@ class GPT(Module):
             return np.zeros((0, 0), dtype=np.int64)
         was_training = _start(self)
         try:
-            with no_grad():
-                caches = [KVCache() for _ in self.layers] if use_cache else None
+            with no_grad(), decoding.kv_caches([layer.self_attn for layer in self.layers],
+                                               enabled=use_cache) as caches:
                 stepper = decoding.Stepper(self._logits, caches)
                 return decoding.generate(stepper, prompt, max_len, end_id, beam_size,
                                          length_penalty, temperature, top_k)

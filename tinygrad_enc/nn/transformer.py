@@ -41,9 +41,7 @@ class TransformerEncoderLayer(Module):
     The residual `x + sublayer(x)` lets the gradient reach earlier layers
     directly; dropout is applied to each sub-layer's output before the add.
     Input and output: (B, T, d_model). `layer_norm_eps` is both norms' eps
-    (1e-5 as PyTorch; BERT-family models use 1e-12). `cache` (an
-    nn.KVCache, decoding only) is handed to self-attention: with a causal
-    mask this layer is a GPT's block, and the cache lets it generate.
+    (1e-5 as PyTorch; BERT-family models use 1e-12).
     """
 
     def __init__(self, d_model, n_heads, d_ff, dropout=0.1, activation="relu", norm_first=False,
@@ -57,16 +55,16 @@ class TransformerEncoderLayer(Module):
         self.dropout1 = Dropout(dropout)
         self.dropout2 = Dropout(dropout)
 
-    def forward(self, x, mask=None, key_padding_mask=None, cache=None):
+    def forward(self, x, mask=None, key_padding_mask=None):
         if self.norm_first:  # pre-LN: x = x + sublayer(norm(x))
             h = self.norm1(x)
-            h = self.self_attn(h, mask=mask, key_padding_mask=key_padding_mask, cache=cache)
+            h = self.self_attn(h, mask=mask, key_padding_mask=key_padding_mask)
             x = _residual(x, self.dropout1(h))
             h = self.norm2(x)
             h = self.ffn(h)
             return _residual(x, self.dropout2(h))
         # post-LN, the paper: x = norm(x + sublayer(x))
-        h = self.self_attn(x, mask=mask, key_padding_mask=key_padding_mask, cache=cache)
+        h = self.self_attn(x, mask=mask, key_padding_mask=key_padding_mask)
         x = self.norm1(_residual(x, self.dropout1(h)))
         h = self.ffn(x)
         return self.norm2(_residual(x, self.dropout2(h)))
