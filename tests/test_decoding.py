@@ -173,8 +173,9 @@ def test_gpt_generate_cached_equals_uncached():
         a = gpt.generate(prompt, 12, beam_size=beam)
         np.testing.assert_array_equal(a, gpt.generate(prompt, 12, beam_size=beam, use_cache=False))
     assert a.shape == (2, 12) and len(set(a.ravel())) > 1
-    with pytest.raises(ValueError, match="max_len"):
-        gpt.generate(prompt, 18)
+    long = gpt.generate(prompt, 50)  # past the 20 positions: the context slides
+    assert long.shape == (2, 50)
+    np.testing.assert_array_equal(long[:, :16], gpt.generate(prompt, 16))
 
 
 @pytest.mark.parametrize("kwargs, error, match", [

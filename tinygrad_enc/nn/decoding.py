@@ -38,18 +38,29 @@ class Stepper:
     caches have not seen; without (None) it gets the whole prefix, offset 0.
     `state` holds per-row arrays or Tensors (the encoder's output, its
     padding mask) that beam search reorders together with the caches.
+
+    `window` (a GPT's max_len) bounds the context. Without a cache the model
+    then sees the last `window` tokens; with one, when the cache is full it
+    is emptied and refilled from the last window // 2 tokens, so the cached
+    and uncached contexts differ once a sequence outgrows the window.
     """
 
-    def __init__(self, forward, caches=None, **state):
-        self.forward, self.caches, self.state = forward, caches, state
-        self.fed = 0  # prefix tokens already inside the caches
+    def __init__(self, forward, caches=None, window=None, **state):
+        self.forward, self.caches, self.window, self.state = forward, caches, window, state
+        self.first = 0  # the first token inside the context
+        self.fed = 0    # prefix tokens already inside the caches
 
     def logits(self, tokens):
         """tokens (N, t) int64 -> the logits for the token after them, (N, vocab) float64."""
         if self.caches is None:
-            out = self.forward(tokens, 0, **self.state)
+            context = tokens if self.window is None else tokens[:, -self.window:]
+            out = self.forward(context, 0, **self.state)
         else:
-            out = self.forward(tokens[:, self.fed:], self.fed, **self.state)
+            if self.window is not None and tokens.shape[1] - self.first > self.window:
+                self.first = self.fed = tokens.shape[1] - self.window // 2
+                for cache in self.caches:
+                    cache.k = cache.v = None
+            out = self.forward(tokens[:, self.fed:], self.fed - self.first, **self.state)
             self.fed = tokens.shape[1]
         return out.data[:, -1].astype(np.float64)
 

@@ -195,8 +195,9 @@ class GPT(Module):
     logits[:, i] scores token i+1 (train with cross_entropy(logits[:, :-1],
     ids[:, 1:])).
     generate(prompt (B, P), max_len, end_id=None, ...) -> int64 (B, L) of the
-    tokens after the prompt, with the options of Transformer.generate; the
-    prompt plus max_len must fit in the model's max_len positions.
+    tokens after the prompt, with the options of Transformer.generate. The
+    model sees at most its max_len positions: a longer text is continued from
+    its last tokens (see nn.decoding.Stepper's `window`).
     """
 
     def __init__(self, vocab, d_model=128, n_heads=4, num_layers=4, d_ff=512, dropout=0.1,
@@ -239,16 +240,13 @@ class GPT(Module):
         end_id = decoding.check_token(op, "end_id", end_id, self.vocab, optional=True)
         if prompt.shape[1] == 0:
             raise ValueError(f"{op}: the prompt needs at least one token")
-        if prompt.shape[1] + max_len - 1 > self.max_len:
-            raise ValueError(f"{op}: prompt length {prompt.shape[1]} + max_len {max_len} - 1 "
-                             f"exceeds the model's max_len {self.max_len} positions")
         if len(prompt) == 0:
             return np.zeros((0, 0), dtype=np.int64)
         was_training = _start(self)
         try:
             with no_grad(), decoding.kv_caches([layer.self_attn for layer in self.layers],
                                                enabled=use_cache) as caches:
-                stepper = decoding.Stepper(self._logits, caches)
+                stepper = decoding.Stepper(self._logits, caches, window=self.max_len)
                 return decoding.generate(stepper, prompt, max_len, end_id, beam_size,
                                          length_penalty, temperature, top_k)
         finally:
