@@ -15,8 +15,9 @@ month's name, the day digits at the day.
 Training is teacher forcing: the decoder input is the target shifted right
 ([start] 2 0 2 6 - 1 1 - 2), scored against the target (2 0 2 6 - 1 1 - 2 8
 [end]). Testing decodes greedily from [start] alone, on 1,000 dates never
-seen in training. Writes to --out: loss_curve.png,
-cross_attention_layer{L}.png (one panel per head), translate_dates.npz.
+seen in training. Writes to --out: loss_curve.png, self_attention_layer{L}.png
+and cross_attention_layer{L}.png (one panel per head), output_distribution.png
+(the softmax at every step), translate_dates.npz.
 """
 import argparse
 import datetime
@@ -176,19 +177,29 @@ def decode_step_by_step(model, text, top=3):
     return steps
 
 
-def cross_attention_pictures(model, text, out):
-    """Heatmaps of every decoder layer's encoder-decoder attention for `text`:
-    rows the output characters, columns the source characters."""
+def decoder_pictures(model, text, out):
+    """For `text` decoded greedily, heatmaps per decoder layer of its masked
+    self-attention (the triangle: output characters attend to earlier ones)
+    and of its encoder-decoder attention (output characters x source
+    characters), and the output distribution at every step (the softmax over
+    the target vocabulary). Returns the paths written."""
+    out = Path(out)
     src = encode_sources([text])
     out_ids = model.generate(src, 11, START, END)[0]
-    tgt_in = np.concatenate([[START], out_ids[:-1]])[None, :]
+    tgt_in = np.concatenate([[START], out_ids[:-1]])[None, :]  # what the decoder was fed
     with no_grad():
-        model(src, tgt_in)
-    q_tokens = [TGT_NAMES[i] for i in out_ids]
-    k_tokens = list(text)
-    return [viz.attention_heatmap(layer.cross_attn.attn_weights[0], q_tokens, k_tokens,
-                                  Path(out) / f"cross_attention_layer{i}.png")
-            for i, layer in enumerate(model.decoder.layers)]
+        probabilities = F.softmax(model(src, tgt_in), axis=-1).data[0]
+    fed = [TGT_NAMES[i] for i in tgt_in[0]]
+    produced = [TGT_NAMES[i] for i in out_ids]
+    paths = []
+    for i, layer in enumerate(model.decoder.layers):
+        paths.append(viz.attention_heatmap(layer.self_attn.attn_weights[0], fed, fed,
+                                           out / f"self_attention_layer{i}.png"))
+        paths.append(viz.attention_heatmap(layer.cross_attn.attn_weights[0], produced, list(text),
+                                           out / f"cross_attention_layer{i}.png"))
+    paths.append(viz.attention_heatmap(probabilities, produced, TGT_NAMES,
+                                       out / "output_distribution.png"))
+    return paths
 
 
 def main(argv=None):
@@ -233,7 +244,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [viz.loss_curve(result["history"], out / "loss_curve.png")]
-    paths += cross_attention_pictures(model, example, out)
+    paths += decoder_pictures(model, example, out)
     nn.save(model, out / "translate_dates.npz")
     paths.append(str(out / "translate_dates.npz"))
     for path in paths:
