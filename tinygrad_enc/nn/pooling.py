@@ -10,7 +10,8 @@ a classifier, needs one per sentence. Two usual ways, both ignoring padding:
 """
 import numpy as np
 
-from ..tensor import Tensor, check_mask, shape_str
+from ..checks import check_mask, shape_str
+from ..tensor import Tensor, array_of
 
 
 def mean_pool(hidden, key_padding_mask=None):
@@ -25,7 +26,8 @@ def mean_pool(hidden, key_padding_mask=None):
         raise ValueError(f"mean_pool: hidden must be (B, T, d), got {shape_str(hidden.shape)}")
     if key_padding_mask is None:
         return hidden.mean(axis=1)
-    padding = check_mask("mean_pool", key_padding_mask, None, name="key_padding_mask")
+    padding = check_mask("mean_pool", array_of(key_padding_mask), None,
+                         name="key_padding_mask")
     if padding.shape != hidden.shape[:2]:
         raise ValueError(f"mean_pool: key_padding_mask must be (B, T) = "
                          f"{shape_str(hidden.shape[:2])}, got {shape_str(padding.shape)}")

@@ -23,7 +23,8 @@ import numpy as np
 
 from .. import nn
 from ..nn.pooling import cls_pool
-from ..tensor import Tensor, shape_str
+from ..checks import shape_str
+from ..tensor import array_of
 
 
 class BertEmbeddings(nn.Module):
@@ -105,7 +106,7 @@ class BertModel(nn.Module):
     @staticmethod
     def _ids(name, ids, shape, table):
         """ids as an integer (B, T) ndarray inside `table`'s range, or a clear error."""
-        ids = ids.data if isinstance(ids, Tensor) else np.asarray(ids)
+        ids = array_of(ids)
         if not np.issubdtype(ids.dtype, np.integer):
             raise TypeError(f"BertModel: {name} must be integers, got dtype {ids.dtype}")
         if ids.ndim != 2 or (shape is not None and ids.shape != shape):
@@ -120,7 +121,7 @@ class BertModel(nn.Module):
 
     @staticmethod
     def _padding_mask(mask, shape):
-        mask = mask.data if isinstance(mask, Tensor) else np.asarray(mask)
+        mask = array_of(mask)
         if mask.dtype != np.bool_:
             raise TypeError(f"BertModel: key_padding_mask must be boolean, True at padding, got "
                             f"dtype {mask.dtype} (Hugging Face's attention_mask is the opposite, "
