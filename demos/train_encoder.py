@@ -127,16 +127,15 @@ def save_pictures(result, task, out):
     out.mkdir(parents=True, exist_ok=True)
     model, example = result["model"], result["example"]
     digits = [str(d) for d in example]
-    tokens = [f"{i}:{d}" for i, d in enumerate(example)]  # position:digit on heatmap axes
     paths = [viz.loss_curve(result["history"], out / "loss_curve.png")]
 
     predict(model, example[None, :])  # fills every layer's attn_weights for this sequence
     for i, layer in enumerate(model.encoder.layers):
-        paths.append(viz.attention_heatmap(layer.self_attn.attn_weights[0], tokens, tokens,
-                                           out / f"attention_layer{i}.png"))
+        paths.append(viz.attention_heatmap(layer.self_attn.attn_weights[0], digits, digits,
+                                           out / f"attention_layer{i}.png", title=f"layer {i}"))
     last = model.encoder.layers[len(model.encoder.layers) - 1]
-    paths.append(viz.attention_graph(last.self_attn.attn_weights[0], digits,
-                                     out / "attention_graph.svg"))
+    paths.append(viz.attention_graph(last.self_attn.attn_weights[0], digits, out / "attention_graph.svg",
+                                     title=f"layer {len(model.encoder.layers) - 1}"))
 
     # one encoder layer on this sequence, drawn down to its heads and single ops
     layer = model.encoder.layers[0]
