@@ -108,7 +108,7 @@ def _names(what, names) -> tuple:
     return names
 
 
-def _title(traced, plan_, collapse, backward, note):
+def _title(traced, plan_, collapse, backward, note) -> list[str]:
     roots = [c for c in traced.clusters.values() if c.parent is None]
     what = roots[0].kind if len(roots) == 1 else "computation"
     boxed = f"; each {', '.join(collapse)} drawn as one box" if collapse else ""
@@ -121,7 +121,7 @@ def _title(traced, plan_, collapse, backward, note):
         lines.append("arrows point the way gradients flow, each labelled with the norm ‖grad‖ it carries")
     if note:
         lines.append(note)
-    return "\\n".join(lines)
+    return lines
 
 
 def _cluster_names(traced, keys):
@@ -142,10 +142,11 @@ def _emit(traced, plan_, grads, title):
 
     clusters = traced.clusters
     g = Graph("computation_graph")
-    g.attr(label=title, labelloc="t", fontname=style.FONT,
-           fontsize="15", rankdir="TB", nodesep="0.25", ranksep="0.3", newrank="true")
-    g.attr("node", fontname=style.FONT, fontsize="11", margin="0.1,0.04", height="0.3")
-    g.attr("edge", fontname=style.FONT, fontsize="9", color="#555555", arrowsize="0.7")
+    g.attr(label=style.fitted([(line, False, False) for line in title], style.TITLE_SIZE), labelloc="t",
+           fontname=style.FONT, fontsize=str(style.TITLE_SIZE), rankdir="TB", nodesep="0.25", ranksep="0.3",
+           newrank="true")
+    g.attr("node", fontname=style.FONT, fontsize=str(style.NODE_SIZE), margin="%g,%g" % style.MARGIN, height="0.3")
+    g.attr("edge", fontname=style.FONT, fontsize=str(style.EDGE_SIZE), color="#555555", arrowsize="0.7")
 
     names = _cluster_names(traced, plan_.clusters)
     bodies, tree_depth = {}, {}
@@ -181,18 +182,23 @@ def _emit(traced, plan_, grads, title):
 
 
 def _node(traced, plan_, shown):
-    """(label, attributes, role) of one drawn node."""
+    """(label, attributes, role) of one drawn node; its width fits the label in DejaVu Sans."""
+    label, role = _label(traced, plan_, shown)
+    attrs = style.ROLES[role][1]
+    return label, {**attrs, "width": style.node_width(label, attrs["shape"])}, role
+
+
+def _label(traced, plan_, shown):
+    """(label, role) of one drawn node."""
     nodes = traced.nodes
     if shown.box is not None:
         shapes = [list(dict.fromkeys(nodes[e.tensor].shape for e in plan_.edges if getattr(e, end) == shown.id))
                   for end in ("dst", "src")]
-        label = style.box_label(traced.clusters[shown.box], *shapes, *plan_.box_params.get(shown.box, (0, 0)))
-        return label, style.ROLES["module"][1], "module"
+        return style.box_label(traced.clusters[shown.box], *shapes, *plan_.box_params.get(shown.box, (0, 0))), "module"
     n = nodes[shown.node]
     if shown.id == "out":
-        return style.output_label(n.name, n.shape), style.ROLES["output"][1], "output"
-    label = style.op_label(n, nodes) if n.role == "op" else style.leaf_label(n)
-    return label, style.ROLES[n.role][1], n.role
+        return style.output_label(n.name, n.shape), "output"
+    return (style.op_label(n, nodes) if n.role == "op" else style.leaf_label(n)), n.role
 
 
 def _edge_specs(traced, plan_, grads):

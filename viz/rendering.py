@@ -78,6 +78,17 @@ def _run(exe: str, source: str, fmt: str, *options: str) -> bytes:
     return proc.stdout
 
 
+def draw(exe: str, g, fmt: str) -> bytes:
+    """`g` drawn by `exe` in `fmt`. A graph whose labels are centred (`g.centred_labels`,
+    as draw_graph's are) gets each svg line anchored at its middle: see fonts.centre_lines."""
+    data = _run(exe, g.source, fmt)
+    if fmt == "svg" and getattr(g, "centred_labels", False):
+        from .fonts import centre_lines
+
+        data = centre_lines(data.decode("utf-8")).encode("utf-8")
+    return data
+
+
 def _png_to_pdf(png: bytes, dpi: int) -> bytes:
     """Wrap a png in a one-page pdf whose page has the drawing's size in points."""
     from PIL import Image  # Pillow comes with matplotlib; imported only for this fallback
@@ -130,6 +141,6 @@ def render(g, path, format: str | None = None) -> str:
     if fmt == "pdf" and Path(exe).stem == PURE:
         data = _png_to_pdf(_run(exe, source, "png", f"-Gdpi={PDF_DPI}"), PDF_DPI)
     else:
-        data = _run(exe, source, fmt)
+        data = draw(exe, g, fmt)
     _write(out, data)
     return str(out)
