@@ -16,12 +16,15 @@ from __future__ import annotations
 import html
 import math
 
+import numpy as np
+
 from .fonts import text_width
 from .trace import is_split
 
 FONT = "Helvetica"
 TITLE_SIZE, CLUSTER_SIZE, NODE_SIZE, LEGEND_SIZE, EDGE_SIZE, SMALL = 15, 12, 11, 10, 9, 9  # points
 LEGEND_PAD = 4  # the legend table's cellpadding, points
+MAX_VALUES = 8  # values=True writes out tensors up to this many elements
 MARGIN = (0.1, 0.04)  # a node's margin around its label, inches (x, y)
 
 ROLES = {  # role -> (legend text, node attributes)
@@ -113,7 +116,7 @@ def node_width(label: Label, shape: str) -> str:
     return f"{inches * (math.sqrt(2) if shape == 'ellipse' else 1):.3f}"
 
 
-def op_label(node, nodes) -> Label:
+def op_label(node, nodes, extra=()) -> Label:
     """`matmul`, `mul ×0.5`, then what the op computes in the paper's terms, if known."""
     head = node.op
     if len(node.scalars) == 1 and node.op in SCALAR_OPS:
@@ -124,7 +127,7 @@ def op_label(node, nodes) -> Label:
     note = NAMED.get(node.name) or (f"→ {node.name}" if node.name else _structural_note(node, nodes))
     if note:
         lines.append((note, bool(node.name), False))
-    return _html(lines)
+    return _html(lines + list(extra))
 
 
 def _structural_note(node, nodes) -> str:
@@ -170,17 +173,39 @@ def _averages(node, nodes) -> bool:
             and nodes[node.parents[0]].op == "sum")
 
 
-def leaf_label(node) -> Label:
+def leaf_label(node, extra=()) -> Label:
     """Parameters by path (and symbol), inputs and constants by name, each with its shape."""
     if node.role == "parameter":
         symbol = paper_symbol(node.name.rsplit(".", 1)[0]) if node.name.endswith(".weight") else ""
         return _html([(node.name, False, False), (f"{symbol}  {shape_text(node.shape)}" if symbol
-                                                  else shape_text(node.shape), bool(symbol), False)])
-    return _html([(node.name or node.role, node.role == "input", False), (shape_text(node.shape), False, False)])
+                                                  else shape_text(node.shape), bool(symbol), False), *extra])
+    return _html([(node.name or node.role, node.role == "input", False), (shape_text(node.shape), False, False),
+                  *extra])
 
 
-def output_label(name, shape) -> Label:
-    return _html([(name or "output", True, False), (shape_text(shape), False, False)])
+def output_label(name, shape, extra=()) -> Label:
+    return _html([(name or "output", True, False), (shape_text(shape), False, False), *extra])
+
+
+def _numbers(array) -> list[str]:
+    """A small array as text, one line per row; a bigger one by its mean and range."""
+    array = np.asarray(array, dtype=np.float64)
+    if array.size > MAX_VALUES:
+        return [f"{array.size} values, mean {array.mean():.4g}, from {array.min():.4g} to {array.max():.4g}"]
+    if array.ndim == 0:
+        return [f"{float(array):.4f}"]
+    return np.array2string(array, precision=4, separator=", ", suppress_small=True,
+                           floatmode="fixed").splitlines()
+
+
+def value_lines(data, grad, needs_grad: bool) -> list:
+    """The lines `draw_graph(values=True)` adds to a node: its data and its gradient."""
+    lines = [(f"data {line}" if k == 0 else f"     {line}", False, True) for k, line in enumerate(_numbers(data))]
+    if grad is not None:
+        lines += [(f"grad {line}" if k == 0 else f"     {line}", False, True) for k, line in enumerate(_numbers(grad))]
+    elif needs_grad is False:
+        lines.append(("grad: none (needs no gradient)", False, True))
+    return lines
 
 
 def cluster_label(cluster) -> str:
