@@ -12,20 +12,21 @@ import math
 import numpy as np
 
 from . import random as _random
+from .checks import check_mask, normalize_axes, shape_str
 from .ops import LayerNorm, LogSoftmax, Softmax
-from .tensor import Tensor, check_mask, normalize_axes, shape_str
+from .tensor import Tensor, apply, array_of
 
 
 def softmax(x, axis=-1):
     """exp(x_i) / sum_j exp(x_j) along `axis`: turns scores into weights that
     are positive and sum to 1. Stable for any finite logits; a row that is all
     -inf (everything masked) becomes all zeros, not NaN."""
-    return Softmax.apply(x, axis=normalize_axes("softmax", axis, x.ndim))
+    return apply(Softmax, x, axis=normalize_axes("softmax", axis, x.ndim))
 
 
 def log_softmax(x, axis=-1):
     """log(softmax(x)), computed as x - logsumexp(x) so it never overflows."""
-    return LogSoftmax.apply(x, axis=normalize_axes("log_softmax", axis, x.ndim))
+    return apply(LogSoftmax, x, axis=normalize_axes("log_softmax", axis, x.ndim))
 
 
 def relu(x):
@@ -86,7 +87,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
         raise ValueError(f"layer_norm: input {shape_str(x.shape)} does not end in the "
                          f"normalized shape {shape_str(shape)}")
     axes = tuple(range(x.ndim - len(shape), x.ndim))
-    out = LayerNorm.apply(x, axes=axes, eps=eps)
+    out = apply(LayerNorm, x, axes=axes, eps=eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
@@ -131,7 +132,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))
     scores.name = "scores"
     if mask is not None:
-        mask = check_mask("scaled_dot_product_attention", mask, scores.shape,
+        mask = check_mask("scaled_dot_product_attention", array_of(mask), scores.shape,
                           target="the scores' shape (..., T_q, T_k)")
         scores = scores.masked_fill(mask, -np.inf)
     weights = softmax(scores, axis=-1)
