@@ -121,6 +121,7 @@ EINSUM = {
     "hadamard": ("ij,ij->ij", [(2, 3), (2, 3)]),
     "ellipsis_broadcast": ("...ij,...jk->...ik", [(2, 1, 3, 4), (5, 4, 2)]),
     "ellipsis_sum": ("...i->...", [(2, 3, 4)]),
+    "ellipsis_summed_away": ("...ij->ij", [(2, 3, 4)]),
     "size_one_broadcast": ("ij,j->i", [(2, 3), (1,)]),
     "three_operands": ("ij,jk,kl->il", [(2, 3), (3, 4), (4, 2)]),
     "bilinear": ("bn,anm,bm->ba", [(2, 3), (4, 3, 5), (2, 5)]),

@@ -299,8 +299,8 @@ class Tensor:
     Dtypes of results: a number or array meeting a float tensor takes its
     dtype (float32 * 0.5 stays float32). Where integer or boolean tensors give
     a float result (a float number operand, division, exp, softmax, ...) it is
-    float32, as in PyTorch. An integer tensor meeting a float tensor follows
-    numpy (int64 with float32 gives float64; PyTorch keeps float32).
+    float32, as in PyTorch. Tensors of several dtypes meeting in an op follow
+    PyTorch's promotion (dtypes.py): int32 / float32 is float32.
     """
     __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "name", "_version", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected op
@@ -858,7 +858,7 @@ class Tensor:
         axis = one_axis("chunk", axis, self.ndim)
         length = self.shape[axis]
         if length == 0:
-            return [self] * chunks
+            return [self[(slice(None),) * axis + (slice(0, 0),)] for _ in range(chunks)]
         return self.split(-(-length // chunks), axis)
 
     # ----- reductions -------------------------------------------------------
