@@ -7,8 +7,7 @@ import pytest
 import tinygrad_enc.functional as F
 from tinygrad_enc import Tensor
 
-from conftest import make_array
-from test_api_parity import check_gradient, compare
+from conftest import check_gradient, make_array, torch_compare as compare
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional

@@ -11,42 +11,13 @@ import tinygrad_enc.functional as F
 from tinygrad_enc import Tensor
 from tinygrad_enc.gradcheck import gradcheck
 
-from conftest import PAIRS, SHAPES, make_array
+from conftest import PAIRS, SHAPES, check_gradient, make_array, torch_compare as compare
 
 SWEEP = SHAPES + [(0,), (2, 0)]
-TOL = {np.float64: dict(rtol=1e-7, atol=1e-9), np.float32: dict(rtol=2e-5, atol=2e-6)}
 
 
 def _torch():
     return pytest.importorskip("torch")
-
-
-def compare(ours, theirs, arrays, dtype, tol=None):
-    """ours(*tensors) equals theirs(*torch tensors) in `dtype`, and so does
-    the gradient of every input for one random upstream gradient."""
-    torch = _torch()
-    tol = tol or TOL[dtype]
-    ts = [Tensor(a, requires_grad=True, dtype=dtype) for a in arrays]
-    tt = [torch.tensor(np.asarray(a, dtype=dtype), requires_grad=True) for a in arrays]
-    out, expected = ours(*ts), theirs(*tt)
-    assert out.dtype == dtype, out.dtype
-    assert out.shape == tuple(expected.shape)
-    np.testing.assert_allclose(out.data, expected.detach().numpy(), **tol)
-    if not expected.requires_grad:
-        return
-    upstream = np.random.default_rng(0).standard_normal(out.shape).astype(dtype)
-    if out.requires_grad:
-        out.backward(upstream)
-    expected.backward(torch.tensor(upstream))
-    for i, (t, tt_) in enumerate(zip(ts, tt)):
-        want = np.zeros(t.shape) if tt_.grad is None else tt_.grad.numpy()
-        got = np.zeros(t.shape) if t.grad is None else t.grad
-        np.testing.assert_allclose(got, want, err_msg=f"gradient of input {i}", **tol)
-
-
-def check_gradient(fn, arrays):
-    tensors = [Tensor(a, requires_grad=True, dtype=np.float64) for a in arrays]
-    assert gradcheck(fn, tensors)
 
 
 def _t(name):

@@ -6,8 +6,7 @@ import pytest
 
 from tinygrad_enc import Tensor, manual_seed
 
-from conftest import make_array
-from test_api_parity import TOL, check_gradient, compare
+from conftest import check_gradient, make_array, torch_compare as compare
 
 torch = pytest.importorskip("torch")
 
