@@ -73,7 +73,7 @@ _OPERATORS = {"__add__": "+", "__sub__": "-", "__mul__": "*", "__truediv__": "/"
 _STATIC = {n for n, v in vars(Tensor).items() if isinstance(v, staticmethod)}
 
 
-_PLUMBING = {"numpy", "item", "detach", "backward", "zero_grad"}
+_PLUMBING = {"numpy", "item", "detach", "backward", "zero_grad", "dim", "numel"}
 
 
 def _alias(label, fn):

@@ -92,6 +92,11 @@ def test_chunk_sizes_are_torch_chunk(length, chunks):
     assert ours == theirs
 
 
+def test_dim_and_numel_are_pytorch_s():
+    x, xt = Tensor(np.zeros((2, 3, 4))), torch.zeros((2, 3, 4))
+    assert x.dim() == xt.dim() == 3 and x.numel() == xt.numel() == 24
+
+
 def test_tril_triu_on_masks_and_integers():
     ones = np.ones((4, 5), dtype=bool)
     for k in (-2, 0, 1):

@@ -861,6 +861,15 @@ class Tensor:
             return [self[(slice(None),) * axis + (slice(0, 0),)] for _ in range(chunks)]
         return self.split(-(-length // chunks), axis)
 
+    def dim(self):
+        """The number of axes, PyTorch's spelling of ndim."""
+        return self.ndim
+
+    def numel(self):
+        """The number of elements, PyTorch's spelling of size (PyTorch's
+        x.size() is the shape: here x.shape)."""
+        return self.size
+
     # ----- reductions -------------------------------------------------------
     @torch_names(**DIM)
     def min(self, axis=None, keepdims=False):
