@@ -28,11 +28,11 @@ import numpy as np
 
 from . import ops
 from . import random as _random
-from .dtypes import as_dtype, promote
 from .checks import (DIM, broadcast_shape, check_mask, check_matmul, einsum_plan, integer,
                      integer_index, new_shape, normalize_axes, numbers_array, one_axis,
                      op_error, resolve_reshape, shape_arg, shape_str, shapes_str, tensor_list,
                      torch_names)
+from .dtypes import as_dtype, promote
 
 
 # ----- 1. grad mode and the running module, per thread -------------------------
@@ -688,7 +688,16 @@ class Tensor:
         return apply(ops.Expand, self, shape=target)
 
     def __getitem__(self, index):
-        return apply(ops.GetItem, self, index=_plain_index(index))
+        index = _plain_index(index)
+        if _ints_with_arrays(index):
+            # PyTorch's order of axes: the integers select first, then the arrays
+            # index what is left (numpy would put the arrays' axes first when a
+            # slice separates them: x[0, :, [0, 1]] is (2, n) there, (n, 2) here)
+            ints = tuple(p if _is_int(p) or p is Ellipsis else slice(None)
+                         for p in index if p is not None)
+            rest = tuple(p for p in index if not _is_int(p))
+            return apply(ops.GetItem, apply(ops.GetItem, self, index=ints), index=rest)
+        return apply(ops.GetItem, self, index=index)
 
     def masked_fill(self, mask, value):
         """Where `mask` is True put `value`; mask is boolean and broadcasts to
@@ -1273,6 +1282,16 @@ def _plain_index(index):
     if isinstance(index, tuple):
         return tuple(_index_part(i) for i in index)
     return _index_part(index)
+
+
+def _is_int(part):
+    return isinstance(part, (int, np.integer)) and not isinstance(part, (bool, np.bool_))
+
+
+def _ints_with_arrays(index):
+    """Does a tuple index hold integers and index arrays both?"""
+    return isinstance(index, tuple) and any(_is_int(p) for p in index) and any(
+        isinstance(p, np.ndarray) and p.ndim > 0 for p in index)
 
 
 def _index_part(part):
