@@ -101,9 +101,17 @@ def test_chunk_sizes_are_torch_chunk(length, chunks):
     assert ours == theirs
 
 
-def test_dim_and_numel_are_pytorch_s():
+def test_dim_numel_tolist_clone_are_pytorch_s():
     x, xt = Tensor(np.zeros((2, 3, 4))), torch.zeros((2, 3, 4))
     assert x.dim() == xt.dim() == 3 and x.numel() == xt.numel() == 24
+    assert Tensor([[1, 2]]).tolist() == [[1, 2]] and Tensor(1.5).tolist() == 1.5
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    copy = w.clone()
+    assert copy.data is not w.data and not np.shares_memory(copy.data, w.data)
+    (copy * 3).sum().backward()
+    np.testing.assert_array_equal(w.grad, [3.0, 3.0])
+    ids = Tensor([1, 2])
+    assert ids.clone().dtype == np.int64 and not np.shares_memory(ids.clone().data, ids.data)
 
 
 def test_tril_triu_on_masks_and_integers():

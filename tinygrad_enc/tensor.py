@@ -1114,6 +1114,16 @@ class Tensor:
             return apply(ops.Cast, self, dtype=dtype)
         return Tensor._wrap(self.data.astype(dtype))
 
+    def clone(self):
+        """A copy with its own array, in the graph (the gradient flows back)."""
+        if _float_dtype(self.dtype):
+            return apply(ops.Cast, self, dtype=self.dtype)  # astype copies
+        return Tensor._wrap(self.data.copy())
+
+    def tolist(self):
+        """The values as (nested) Python lists, or a number for a 0-d tensor."""
+        return self.data.tolist()
+
     def type_as(self, other):
         """This tensor in other's dtype."""
         if not isinstance(other, Tensor):
