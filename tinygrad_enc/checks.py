@@ -181,10 +181,25 @@ def tensor_list(op, tensors, tensor_type):
     return tensors
 
 
+# numpy's words for mistakes a learner makes, and what to write instead
+# (PyTorch's advice where PyTorch has the same rule)
+_NUMPY_ADVICE = {
+    "boolean subtract": "subtracting boolean tensors is not supported (nor in PyTorch): for "
+                        "'one but not the other' use a ^ b, for 'a and not b' use a & ~b",
+    "boolean negative": "negating a boolean tensor is not supported (nor in PyTorch): to "
+                        "invert a mask use ~mask",
+    "negative integer powers": "an integer tensor to a negative integer power is not an "
+                               "integer (PyTorch refuses it too): use a float exponent "
+                               "(x ** -1.0) or make x float first",
+    "slice step cannot be zero": "a slice step cannot be zero",
+}
+
+
 def op_error(op, shapes, error):
     """A numpy error raised inside op's forward, said in the op's terms."""
     reason = str(error)
     if "broadcast" in reason:
         return ValueError(f"{op}: shapes {shapes_str(shapes)} do not broadcast together")
+    reason = next((advice for words, advice in _NUMPY_ADVICE.items() if words in reason), reason)
     return type(error)(f"{op}: input{'s' if len(shapes) != 1 else ''} {shapes_str(shapes)}: "
                        f"{reason}")

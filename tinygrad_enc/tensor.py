@@ -252,7 +252,8 @@ def _check_versions(tensor, ctx):
                         if p._version != v), None)
         if changed is None:
             return
-    raise RuntimeError(f"backward: {changed} of {ctx.op_name} was changed in place (by an "
+    where = f" (in module {ctx.scope.path or ctx.scope.kind})" if ctx.scope is not None else ""
+    raise RuntimeError(f"backward: {changed} of {ctx.op_name}{where} was changed in place (by an "
                        "in-place operator, an optimizer step or load_state_dict) after "
                        f"{ctx.op_name} used it, so the gradient would mix old and new values. "
                        "Run the forward pass again after changing the tensor")
@@ -298,7 +299,9 @@ class Tensor:
     float32, as in PyTorch. An integer tensor meeting a float tensor follows
     numpy (int64 with float32 gives float64; PyTorch keeps float32).
     """
-    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "name", "_version", "__weakref__")
+    # _base, set on views only (see _view_of): the tensor whose array this one's is a view of
+    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "name", "_version", "_base",
+                 "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -396,7 +399,7 @@ class Tensor:
 
     def detach(self):
         """The same values, cut from the graph (shares memory, like PyTorch)."""
-        return Tensor._wrap(self.data)
+        return self._view_of(Tensor._wrap(self.data))
 
     def __repr__(self):
         made_by = f", op={self._ctx.op_name}" if self._ctx is not None else ""
@@ -495,9 +498,11 @@ class Tensor:
     def _in_place(self, op, ufunc, other, symbol):
         """Change this tensor's values, keeping the object (a module still holds
         it). Without a graph (under no_grad, the hand-written update
-        `p -= lr * p.grad`) the array is written in place. In a graph, the
-        tensor becomes the op's output node. Either way its version goes up,
-        so a graph that used the old values refuses to backward through them."""
+        `p -= lr * p.grad`) the array is written in place, and a tensor this
+        one is a view of (made by indexing, reshape, transpose or detach) sees
+        the change. In a graph, the tensor becomes the op's output node, with
+        a new array. Either way its version goes up (and its base's), so a
+        graph that used the old values refuses to backward through them."""
         other = self._operand(other, symbol)
         if broadcast_shape(symbol, self.shape, other.shape) != self.shape:
             raise ValueError(f"{symbol}: the result's shape "
@@ -507,7 +512,9 @@ class Tensor:
             _float_dtype(self.dtype) else np.dtype(np.float32)
         if not np.can_cast(result_type, self.dtype, "same_kind"):
             raise TypeError(f"{symbol}: the result is {result_type}, which a {self.dtype} tensor "
-                            f"cannot hold in place; write x = x {symbol[0]} y for a new tensor")
+                            f"cannot hold in place (PyTorch: 'result type can't be cast to the "
+                            f"desired output type'); write x = x {symbol[0]} y for a new tensor")
+        base = getattr(self, "_base", None)
         recording = _state.grad_enabled and (self._requires_grad or other._requires_grad)
         if recording and self._ctx is None and self._requires_grad:
             raise RuntimeError(f"{symbol}: a leaf tensor that requires grad cannot be changed in "
@@ -515,11 +522,16 @@ class Tensor:
                                "requires grad is being used in an in-place operation'). For a "
                                "weight update use `with no_grad():`, or write x = x "
                                f"{symbol[0]} y")
+        if recording and base is not None:
+            raise RuntimeError(f"{symbol}: this tensor is a view of another one (made by "
+                               "indexing, reshape, transpose or detach); changing a view in place "
+                               "while the graph is recorded is not supported. Write "
+                               f"y = y {symbol[0]} z for a new tensor")
         if recording:
             before = Tensor._wrap(self.data)  # the old value, as its own node of the graph
             before._requires_grad, before._ctx, before._version = (
                 self._requires_grad, self._ctx, self._version)
-            out = apply(op, before, other)
+            out = apply(op, before, before if other is self else other)
             self.data, self._ctx, self._requires_grad = (
                 out.data.astype(self.dtype, copy=False), out._ctx, True)
             self._version += 1
@@ -533,8 +545,18 @@ class Tensor:
             ufunc(self.data, other.data, out=self.data, casting="same_kind")
         except (ValueError, TypeError) as e:
             raise op_error(symbol, [self.shape, other.shape], e) from None
-        self._version += 1
+        changed = self
+        while changed is not None:  # the tensor, and every tensor it is a view of
+            changed._version += 1
+            changed = getattr(changed, "_base", None)
         return self
+
+    def _view_of(self, out):
+        """`out`, remembering that its array is a view of this tensor's, so that
+        an in-place change of `out` also counts as a change of this tensor."""
+        if np.may_share_memory(out.data, self.data):
+            out._base = self
+        return out
 
     def __pow__(self, exponent):
         if not isinstance(exponent, (int, float, np.integer, np.floating)):
@@ -615,7 +637,7 @@ class Tensor:
     # ----- shape ------------------------------------------------------------
     def reshape(self, *shape):
         shape = shape_arg("reshape", shape)
-        return apply(ops.Reshape, self, shape=resolve_reshape(self.shape, shape))
+        return self._view_of(apply(ops.Reshape, self, shape=resolve_reshape(self.shape, shape)))
 
     view = reshape
 
@@ -625,7 +647,7 @@ class Tensor:
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"permute: axes {given} are not a permutation of the "
                              f"{self.ndim} axes of shape {shape_str(self.shape)}")
-        return apply(ops.Permute, self, axes=axes)
+        return self._view_of(apply(ops.Permute, self, axes=axes))
 
     def transpose(self, a=-2, b=-1):
         """Swap axes a and b (default: the last two, as for K^T)."""
@@ -634,11 +656,11 @@ class Tensor:
         if pair:  # a 0-d tensor has nothing to swap
             a, b = pair
             axes[a], axes[b] = axes[b], axes[a]
-        return apply(ops.Permute, self, axes=tuple(axes))
+        return self._view_of(apply(ops.Permute, self, axes=tuple(axes)))
 
     @property
     def T(self):
-        return apply(ops.Permute, self, axes=tuple(reversed(range(self.ndim))))
+        return self._view_of(apply(ops.Permute, self, axes=tuple(reversed(range(self.ndim)))))
 
     def expand(self, *shape):
         """Broadcast to `shape` without copying; -1 keeps an axis's size."""
@@ -659,7 +681,14 @@ class Tensor:
         return apply(ops.Expand, self, shape=target)
 
     def __getitem__(self, index):
-        return apply(ops.GetItem, self, index=_plain_index(index))
+        """numpy's indexing, except that integers mixed with index arrays select
+        first, as in PyTorch: x[:, 0, :, [0, 1]] of a (2, 3, 4, 5) tensor is
+        (2, 4, 2) (numpy would give (2, 2, 4))."""
+        index = _plain_index(index)
+        integers_first = _integers_first(index)
+        if integers_first is not None:
+            return self[integers_first[0]][integers_first[1]]
+        return self._view_of(apply(ops.GetItem, self, index=index))
 
     def masked_fill(self, mask, value):
         """Where `mask` is True put `value`; mask is boolean and broadcasts to
@@ -776,3 +805,27 @@ def _index_part(part):
     if isinstance(part, np.ndarray) and part.dtype.kind in "iu":
         return integer_index("getitem", part)
     return part
+
+
+def _is_integer(part):
+    return isinstance(part, (int, np.integer)) and not isinstance(part, (bool, np.bool_))
+
+
+def _integers_first(index):
+    """For a tuple index mixing integers with index arrays: the index of the
+    integers alone (every other part kept as `:`) and the index of the rest,
+    applied one after the other (PyTorch's axis order). None otherwise."""
+    if not isinstance(index, tuple) or not any(map(_is_integer, index)) or not any(
+            isinstance(p, np.ndarray) and p.ndim for p in index):
+        return None
+    first, rest = [], []
+    for part in index:
+        if _is_integer(part):
+            first.append(part)
+            continue
+        if isinstance(part, np.ndarray) and part.dtype == np.bool_:
+            first.extend([slice(None)] * part.ndim)  # a mask spans one axis per dimension
+        else:
+            first.append(part if part is None or part is Ellipsis else slice(None))
+        rest.append(slice(None) if part is None else part)  # the new axis is made already
+    return tuple(first), tuple(rest)
