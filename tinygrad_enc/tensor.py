@@ -324,6 +324,8 @@ class Tensor:
         """Take `array`, made for this tensor alone, as its data (no copy)."""
         if array.dtype.kind not in "biuf":
             raise TypeError(f"Tensor: dtype {array.dtype} is not boolean, integer or floating-point")
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"Tensor: requires_grad must be True or False, got {requires_grad!r}")
         if requires_grad and not _float_dtype(array.dtype):
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype "
                             f"{array.dtype} (integer tensors hold indices, boolean ones masks)")
@@ -545,11 +547,37 @@ class Tensor:
             ufunc(self.data, other.data, out=self.data, casting="same_kind")
         except (ValueError, TypeError) as e:
             raise op_error(symbol, [self.shape, other.shape], e) from None
+        self._changed()
+        return self
+
+    def __setitem__(self, index, value):
+        """x[index] = value writes into x's array, as numpy does (and x[i] += y
+        changes x), outside a graph only: under no_grad, or on a tensor that
+        does not require grad. In a graph write x = x.masked_fill(mask, v) or
+        Tensor.where(mask, v, x)."""
+        value = self._operand(value, "setitem")
+        if _state.grad_enabled and (self._requires_grad or value._requires_grad):
+            raise RuntimeError("setitem: x[index] = value is not recorded in the graph (x or the "
+                               "value requires grad); use masked_fill or Tensor.where for a new "
+                               "tensor, or write it under no_grad() (a weight update)")
+        if not self.data.flags.writeable:
+            raise ValueError("setitem: this tensor's array is read-only (a broadcast view, made "
+                             "by expand, or an array numpy lent)")
+        if not np.can_cast(value.dtype, self.dtype, "same_kind"):
+            raise TypeError(f"setitem: a {value.dtype} value cannot be written into a "
+                            f"{self.dtype} tensor")
+        try:
+            self.data[_plain_index(index)] = value.data
+        except (ValueError, IndexError, TypeError) as e:
+            raise op_error("setitem", [self.shape, value.shape], e) from None
+        self._changed()
+
+    def _changed(self):
+        """Count one in-place change of this tensor, and of every tensor it is a view of."""
         changed = self
-        while changed is not None:  # the tensor, and every tensor it is a view of
+        while changed is not None:
             changed._version += 1
             changed = getattr(changed, "_base", None)
-        return self
 
     def _view_of(self, out):
         """`out`, remembering that its array is a view of this tensor's, so that
