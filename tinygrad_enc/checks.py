@@ -35,6 +35,26 @@ def integer(op, name, value, minimum=None):
     return value
 
 
+def number(op, name, value, low=None, high=None):
+    """`value` as a Python float: an int, a float or a numpy number, never a bool
+    or a string; within [low, high] when given (NaN is outside every range)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    if (low is not None and not value >= low) or (high is not None and not value <= high):
+        span = f"in [{low}, {high}]" if low is not None and high is not None else \
+            f">= {low}" if low is not None else f"<= {high}"
+        raise ValueError(f"{op}: {name} must be {span}, got {value}")
+    return value
+
+
+def flag(op, name, value):
+    """`value` as a bool: True or False only (a string like "no" is truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def shape_arg(op, shape):
     """Accept f(2, 3) and f((2, 3)); every size an integer (a float is an error)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):

@@ -12,30 +12,41 @@ import math
 import numpy as np
 
 from . import random as _random
-from .checks import check_mask, normalize_axes, shape_str
+from .checks import check_mask, flag, integer, normalize_axes, number, shape_arg, shape_str
 from .ops import LayerNorm, LogSoftmax, Softmax
 from .tensor import Tensor, apply, array_of
+
+
+def _tensor(op, x, name="x"):
+    """The functions here take Tensors, as PyTorch's do (an ndarray or a list
+    would otherwise fail deep inside with numpy's words)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__} (wrap it: "
+                        "Tensor(x))")
+    return x
 
 
 def softmax(x, axis=-1):
     """exp(x_i) / sum_j exp(x_j) along `axis`: turns scores into weights that
     are positive and sum to 1. Stable for any finite logits; a row that is all
     -inf (everything masked) becomes all zeros, not NaN."""
+    x = _tensor("softmax", x)
     return apply(Softmax, x, axis=normalize_axes("softmax", axis, x.ndim))
 
 
 def log_softmax(x, axis=-1):
     """log(softmax(x)), computed as x - logsumexp(x) so it never overflows."""
+    x = _tensor("log_softmax", x)
     return apply(LogSoftmax, x, axis=normalize_axes("log_softmax", axis, x.ndim))
 
 
 def relu(x):
-    return x.relu()
+    return _tensor("relu", x).relu()
 
 
 def gelu(x, approximate="none"):
     """x * Phi(x): exact (erf) by default as in PyTorch, or approximate="tanh"."""
-    return x.gelu(approximate)
+    return _tensor("gelu", x).gelu(approximate)
 
 
 def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
@@ -50,7 +61,11 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
     (p - q) / (number of positions). If every target is ignored the loss is 0
     (PyTorch gives NaN).
     """
+    logits = _tensor("cross_entropy", logits, "logits")
     target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    if ignore_index is not None:  # "pad", 1.5 or True would silently ignore nothing
+        ignore_index = integer("cross_entropy", "ignore_index", ignore_index)
+    label_smoothing = number("cross_entropy", "label_smoothing", label_smoothing, 0.0, 1.0)
     if logits.ndim not in (2, 3):
         raise ValueError(f"cross_entropy: logits must be (N, C) or (B, T, C), got "
                          f"{shape_str(logits.shape)}")
@@ -60,8 +75,6 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
     if target.shape != logits.shape[:-1]:
         raise ValueError(f"cross_entropy: logits {shape_str(logits.shape)} need target of shape "
                          f"{shape_str(logits.shape[:-1])}, got {shape_str(target.shape)}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
     classes = logits.shape[-1]
     target = target.reshape(-1)
     kept = np.ones(target.shape, dtype=bool) if ignore_index is None else target != ignore_index
@@ -82,11 +95,19 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     `weight` and shift by `bias`: (x - mean) / sqrt(var + eps) * w + b, over
     the last len(normalized_shape) axes. The variance is the biased one
     (divide by n), as in the paper and in PyTorch's LayerNorm."""
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    x = _tensor("layer_norm", x)
+    shape = shape_arg("layer_norm", (normalized_shape,) if not isinstance(
+        normalized_shape, (tuple, list)) else tuple(normalized_shape))
+    eps = number("layer_norm", "eps", eps, low=0.0)
     if x.shape[x.ndim - len(shape):] != shape or len(shape) > x.ndim:
         raise ValueError(f"layer_norm: input {shape_str(x.shape)} does not end in the "
                          f"normalized shape {shape_str(shape)}")
     axes = tuple(range(x.ndim - len(shape), x.ndim))
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and (not isinstance(p, Tensor) or p.shape != shape):
+            raise ValueError(f"layer_norm: {name} must be a Tensor of the normalized shape "
+                             f"{shape_str(shape)}, got "
+                             + (shape_str(p.shape) if isinstance(p, Tensor) else type(p).__name__))
     out = apply(LayerNorm, x, axes=axes, eps=eps)
     if weight is not None:
         out = out * weight
@@ -99,9 +120,9 @@ def dropout(x, p=0.5, training=True):
     """Zero each element with probability p and scale the survivors by
     1 / (1 - p) ("inverted" dropout), so the expected value is unchanged and
     evaluation needs no rescaling. Identity when not training or p == 0."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
-    if not training or p == 0.0:
+    x = _tensor("dropout", x)
+    p = number("dropout", "p (a probability)", p, 0.0, 1.0)
+    if not flag("dropout", "training", training) or p == 0.0:
         return x
     if p == 1.0:
         return x * 0.0
@@ -124,6 +145,9 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     whose keys are all masked gets zero weights and a zero output, never NaN. `dropout_p` drops attention weights (as PyTorch,
     whenever it is > 0). Returns (Z, weights), weights before dropout.
     """
+    q, k, v = (_tensor("scaled_dot_product_attention", t, n) for t, n in ((q, "q"), (k, "k"),
+                                                                           (v, "v")))
+    dropout_p = number("scaled_dot_product_attention", "dropout_p", dropout_p, 0.0, 1.0)
     if q.ndim < 2 or k.ndim < 2 or v.ndim < 2 or q.shape[-1] != k.shape[-1] \
             or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: q {shape_str(q.shape)}, k "

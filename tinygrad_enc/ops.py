@@ -407,7 +407,7 @@ def _stable_shift(x, axis):
     """x - max(x): exp of it cannot overflow. A row that is all -inf (every
     entry masked) is shifted by 0 instead of -inf, so it stays all -inf
     (exp -> 0) instead of turning into NaN."""
-    top = x.max(axis=axis, keepdims=True)
+    top = x.max(axis=axis, keepdims=True, initial=-np.inf)  # initial: an empty row has a max
     return x - np.where(np.isfinite(top), top, 0)
 
 

@@ -212,7 +212,13 @@ def walk_backward(root, grad=None, on_edge=None):
                                "Reduce it first (.sum(), .mean()) or pass grad=")
         grad = np.ones(root.shape, dtype=root.dtype)
     else:
-        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+        given = numbers_array(grad.data if isinstance(grad, Tensor) else grad)
+        if given is None or given.dtype.kind != "f":
+            raise TypeError("backward: grad must be a floating-point array or Tensor of the "
+                            f"output's shape {shape_str(root.shape)}, got " + (
+                                f"dtype {given.dtype}" if given is not None
+                                else type(grad).__name__))
+        grad = np.array(given, dtype=root.dtype)  # a copy: the walk never writes the caller's array
         if grad.shape != root.shape:
             raise ValueError(f"backward: grad has shape {shape_str(grad.shape)} but the output "
                              f"has shape {shape_str(root.shape)}")
@@ -312,8 +318,10 @@ class Tensor:
         except (ValueError, TypeError):
             array = None
         if array is None or array.dtype.kind not in "biuf":
+            hint = ("; to join tensors use Tensor.stack" if isinstance(data, (list, tuple)) and
+                    any(isinstance(d, Tensor) for d in data) else "")
             raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} "
-                            "(ragged lists or non-numbers)")
+                            f"(ragged lists or non-numbers){hint}")
         if dtype is None and _float_dtype(array.dtype) and array.dtype != np.float32:
             array = array.astype(np.float32)  # the one conversion: a fresh array
         elif isinstance(data, np.ndarray) and np.may_share_memory(array, data):
@@ -389,6 +397,13 @@ class Tensor:
         if self.ndim == 0:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
+
+    def __iter__(self):
+        """Iterating gives the rows, x[0], x[1], ... (a 0-d tensor has none:
+        an error, as in PyTorch, not an empty loop)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
 
     def numpy(self):
         return self.data
