@@ -369,7 +369,7 @@ class MaskedFill(Op):
     array_inputs = ("mask",)
 
     def forward(self, x, mask, value):
-        self.mask = mask
+        self.mask, self.value = mask, value  # the value: -inf masks on purpose (detect_anomaly)
         return np.where(mask, x.dtype.type(value), x)
 
     def backward(self, g):

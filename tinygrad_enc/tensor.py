@@ -64,14 +64,17 @@ def set_scope(scope):
 
 
 def add_observer(observer):
-    """Call `observer(phase, op, seconds)` after every forward and backward of
-    an op in this thread ("forward" or "backward"); the op's `scope` says which
-    module ran it. Off (and free) when nobody observes."""
+    """Call `observer(phase, op, seconds, result)` after every forward and
+    backward of an op in this thread: phase "forward" with the output array,
+    "backward" with the gradients the op sends to its inputs (a tuple, or one
+    array). While observed an op also keeps `scope` (the module that ran it)
+    and `input_arrays`. Off (and free) when nobody observes."""
     _state.observers = _state.observers + (observer,)
 
 
 def remove_observer(observer):
-    _state.observers = tuple(o for o in _state.observers if o is not observer)
+    # ==, not `is`: obj.method makes a new bound method object each time
+    _state.observers = tuple(o for o in _state.observers if o != observer)
 
 
 class no_grad:
@@ -146,8 +149,8 @@ def apply(op, *inputs, **kwargs):
         arrays = [a.astype(np.float32) for a in arrays]  # PyTorch's default float dtype
     ctx = op()
     try:
-        if _state.observers:
-            ctx.scope = _state.scope
+        if _state.observers:  # they may ask which module ran the op, and on what
+            ctx.scope, ctx.input_arrays = _state.scope, arrays
             data = _observed(ctx, "forward", ctx.forward, *arrays, **kwargs)
         else:
             data = ctx.forward(*arrays, **kwargs)
