@@ -91,7 +91,7 @@ class detect_anomaly:
         inputs = [_bad(a) for a in op.input_arrays]
         if kind == "inf" and ("inf" in inputs or _fills_infinity(op)):
             return  # an infinity passed on or put there on purpose (a -inf mask)
-        source = next((f"; its input {i} already held {k} (from data made outside "
+        source = next((f"; its input {i} already held {k} (a weight or data set outside "
                        "the ops, or a value made before detect_anomaly began)"
                        for i, k in enumerate(inputs) if k == kind), "")
         raise AnomalyError(f"detect_anomaly: the forward of {op.op_name} produced "
