@@ -216,12 +216,10 @@ def walk_backward(root, grad=None, on_edge=None):
         grad = np.ones(root.shape, dtype=root.dtype)
     else:
         given = numbers_array(grad.data if isinstance(grad, Tensor) else grad)
-        if given is None or given.dtype.kind != "f":
-            raise TypeError("backward: grad must be a floating-point array or Tensor of the "
-                            f"output's shape {shape_str(root.shape)}, got " + (
-                                f"dtype {given.dtype}" if given is not None
-                                else type(grad).__name__))
-        grad = np.array(given, dtype=root.dtype)  # a copy: the walk never writes the caller's array
+        if given is None:
+            raise TypeError("backward: grad must be an array or Tensor of numbers of the "
+                            f"output's shape {shape_str(root.shape)}, got {type(grad).__name__}")
+        grad = given.astype(root.dtype)  # cast as PyTorch does; a copy the walk may own
         if grad.shape != root.shape:
             raise ValueError(f"backward: grad has shape {shape_str(grad.shape)} but the output "
                              f"has shape {shape_str(root.shape)}")
@@ -320,6 +318,9 @@ class Tensor:
             array = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
         except (ValueError, TypeError):
             array = None
+        if array is not None and dtype is not None and array.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: dtype {array.dtype} is not boolean, integer or "
+                            "floating-point")
         if array is None or array.dtype.kind not in "biuf":
             hint = ("; to join tensors use Tensor.stack" if isinstance(data, (list, tuple)) and
                     any(isinstance(d, Tensor) for d in data) else "")
@@ -446,10 +447,10 @@ class Tensor:
         """
         for tensor, g in walk_backward(self, grad):
             if tensor._ctx is None:
-                if tensor._grad is None:
-                    tensor._grad = np.array(g, dtype=tensor.dtype, copy=True)  # never alias
-                else:
-                    tensor._grad += g
+                # a new array each time, never written in place: it may be an
+                # array the caller assigned to .grad, or one a backward shares
+                tensor._grad = (np.array(g, dtype=tensor.dtype, copy=True) if tensor._grad is None
+                                else np.add(tensor._grad, g, dtype=tensor.dtype))
 
     def zero_grad(self):
         self.grad = None
@@ -847,7 +848,11 @@ def _index_part(part):
     if isinstance(part, Tensor):
         part = part.data
     elif isinstance(part, list):
-        part = np.asarray(part)
+        array = numbers_array(part)
+        if array is None:
+            raise IndexError(f"getitem: a list index must hold integers or booleans of one "
+                             f"shape, got {part!r}"[:200])
+        part = array
     if isinstance(part, np.ndarray) and part.dtype.kind in "iu":
         return integer_index("getitem", part)
     return part
