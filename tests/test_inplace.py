@@ -12,7 +12,8 @@ def leaf(values=(1.0, 2.0, 3.0)):
 
 # ----- in-place operators ----------------------------------------------------
 @pytest.mark.parametrize("op, expected", [("+=", [3, 4, 5]), ("-=", [-1, 0, 1]),
-                                          ("*=", [2, 4, 6]), ("/=", [0.5, 1, 1.5])])
+                                          ("*=", [2, 4, 6]), ("/=", [0.5, 1, 1.5]),
+                                          ("**=", [1, 4, 9])])
 def test_in_place_keeps_identity_and_changes_values(op, expected):
     x = Tensor(np.array([1.0, 2.0, 3.0]))
     before_id, version = id(x), x._version
@@ -71,6 +72,21 @@ def test_in_place_in_a_graph_becomes_part_of_it():
     h.sum().backward()
     np.testing.assert_allclose(w.grad, 18 * w.data)  # d(9 w^2)/dw
     assert h._ctx.op_name == "mul"
+
+
+def test_power_in_place_in_a_graph_and_refused_on_integers():
+    w = leaf()
+    h = w * 1.0
+    h **= 3
+    h.sum().backward()
+    np.testing.assert_allclose(w.grad, 3 * w.data ** 2)
+    i = Tensor([2, 3])
+    with pytest.raises(ValueError, match=r"\*\*=: .*negative integer power"):
+        i **= -1
+    with pytest.raises(TypeError, match="exponent"):
+        i **= "2"
+    i **= 2
+    assert i.data.tolist() == [4, 9]
 
 
 def test_in_place_with_a_tensor_that_requires_grad_joins_the_graph():

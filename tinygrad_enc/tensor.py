@@ -516,6 +516,13 @@ class Tensor:
     def __imul__(self, other): return self._in_place(ops.Mul, np.multiply, other, "*=")
     def __itruediv__(self, other): return self._in_place(ops.Div, np.true_divide, other, "/=")
 
+    def __ipow__(self, exponent):
+        # defined, so that x **= 2 does not silently make a new tensor (Python's fallback)
+        if isinstance(exponent, (bool, np.bool_)) or not isinstance(
+                exponent, (int, float, np.integer, np.floating)):
+            raise TypeError(f"**=: the exponent must be a number, got {exponent!r}")
+        return self._in_place(ops.Pow, np.power, exponent, "**=")
+
     def _in_place(self, op, ufunc, other, symbol):
         """Change this tensor's values, keeping the object (a module still holds
         it). Without a graph (under no_grad, the hand-written update
