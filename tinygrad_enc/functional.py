@@ -142,8 +142,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     (..., T_q, T_k): the convention of torch.nn.MultiheadAttention's masks,
     and the OPPOSITE of torch.nn.functional.scaled_dot_product_attention,
     whose boolean attn_mask means True = attend (pass it ~mask). A query
-    whose keys are all masked gets zero weights and a zero output, never NaN. `dropout_p` drops attention weights (as PyTorch,
-    whenever it is > 0). Returns (Z, weights), weights before dropout.
+    whose keys are all masked gets zero weights and a zero output, never NaN.
+    `dropout_p` drops attention weights (as PyTorch, whenever it is > 0).
+    Returns (Z, weights), weights before dropout. A length-0 sequence gives
+    the empty result, as in PyTorch.
     """
     q, k, v = (_tensor("scaled_dot_product_attention", t, n) for t, n in ((q, "q"), (k, "k"),
                                                                            (v, "v")))
