@@ -12,11 +12,13 @@ import pytest
 
 import tinygrad_enc.functional as F
 from tinygrad_enc import Tensor, nn
+from tinygrad_enc.gradcheck import gradcheck
 
 ROOT = Path(__file__).resolve().parents[1]
 LOGITS = Tensor(np.random.default_rng(0).standard_normal((4, 5)), requires_grad=True)
 TARGET = np.array([1, 2, 3, 0])
 X = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+X64 = Tensor(np.arange(3.0), requires_grad=True, dtype=np.float64)
 
 WRONG_CALLS = {
     "ce_ignore_str": (lambda: F.cross_entropy(LOGITS, TARGET, ignore_index="pad"),
@@ -84,6 +86,12 @@ WRONG_CALLS = {
     "iterate_0d": (lambda: list(Tensor(1.0)), TypeError, ["0-d"]),
     "reshape_float": (lambda: X.reshape(2.9, 3), TypeError, ["reshape", "2.9"]),
     "zeros_float": (lambda: Tensor.zeros(2.7, 3), TypeError, ["zeros", "2.7"]),
+    "gradcheck_eps_zero": (lambda: gradcheck(lambda t: t * 2, [X64], eps=0), ValueError,
+                           ["gradcheck", "eps", "0.0"]),
+    "gradcheck_inputs_ndarray": (lambda: gradcheck(lambda t: t * 2, X64.data), TypeError,
+                                 ["gradcheck", "ndarray"]),
+    "getitem_ragged_list": (lambda: X[[[0], [0, 1]]], IndexError, ["getitem", "[[0], [0, 1]]"]),
+    "ipow_string": (lambda: X.detach().__ipow__("2"), TypeError, ["**=", "'2'"]),
     "max_empty": (lambda: Tensor(np.zeros((2, 0))).max(1), ValueError, ["max", "(2, 0)"]),
 }
 
