@@ -325,7 +325,7 @@ class Tensor:
             hint = ("; to join tensors use Tensor.stack" if isinstance(data, (list, tuple)) and
                     any(isinstance(d, Tensor) for d in data) else "")
             raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} "
-                            f"(ragged lists or non-numbers){hint}")
+                            f"(ragged lists, non-numbers, or integers beyond int64){hint}")
         if dtype is None and _float_dtype(array.dtype) and array.dtype != np.float32:
             array = array.astype(np.float32)  # the one conversion: a fresh array
         elif isinstance(data, np.ndarray) and np.may_share_memory(array, data):
