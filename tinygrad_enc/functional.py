@@ -160,7 +160,7 @@ def mse_loss(input, target, reduction="mean"):  # noqa: A002  (PyTorch's name)
     broadcasts them with a warning: a (N, 1) against a (N,) would silently
     compare every pair)."""
     _check_reduction("mse_loss", reduction)
-    _check_tensor("mse_loss", "input", input)
+    input = _tensor("mse_loss", input, "input")
     target = target if isinstance(target, Tensor) else Tensor(array_of(target), dtype=input.dtype)
     if target.shape != input.shape:
         raise ValueError(f"mse_loss: input {shape_str(input.shape)} and target "
@@ -177,7 +177,7 @@ def binary_cross_entropy_with_logits(logits, target, weight=None, reduction="mea
     gradient is sigmoid(x) - y (at pos_weight 1). `weight` scales each element's
     loss; target has the logits' shape (0/1 labels or probabilities)."""
     _check_reduction("binary_cross_entropy_with_logits", reduction)
-    _check_tensor("binary_cross_entropy_with_logits", "logits", logits)
+    logits = _tensor("binary_cross_entropy_with_logits", logits, "logits")
     if not isinstance(target, Tensor):
         target = Tensor(array_of(target), dtype=logits.dtype)
     if target.shape != logits.shape:
