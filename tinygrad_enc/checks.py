@@ -35,6 +35,28 @@ def integer(op, name, value, minimum=None):
     return value
 
 
+def real(op, name, value, low=None, high=None, low_open=False, high_open=False):
+    """`value` as a Python float: an int, a float or a numpy number, never a
+    bool, a string or NaN, and inside the interval from `low` to `high` (None:
+    unbounded; an open end excludes the bound itself)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    given, value = value, float(value)
+    too_low = low is not None and (value <= low if low_open else value < low)
+    too_high = high is not None and (value >= high if high_open else value > high)
+    if value != value or too_low or too_high:
+        if low is not None and high is not None:
+            where = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        elif low is not None:
+            where = f"{'>' if low_open else '>='} {low:g}"
+        elif high is not None:
+            where = f"{'<' if high_open else '<='} {high:g}"
+        else:
+            where = "a number, not NaN"
+        raise ValueError(f"{op}: {name} must be {where}, got {given}")
+    return value
+
+
 def shape_arg(op, shape):
     """Accept f(2, 3) and f((2, 3)); every size an integer (a float is an error)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):

@@ -6,15 +6,24 @@ vector that depends on the position breaks that symmetry.
 """
 import numpy as np
 
+from ..checks import integer
 from ..tensor import shape_str
 from .layers import standard_normal
-from .module import Module, Parameter
+from .module import Module, Parameter, check_input
 
 
-def _check_length(name, x, max_len):
+def _sizes(name, d_model, max_len):
+    return (integer(name, "d_model", d_model, minimum=1),
+            integer(name, "max_len", max_len, minimum=1))
+
+
+def _check_input(name, x, max_len, d_model):
+    check_input(name, x)
     if x.ndim < 2 or x.shape[-2] > max_len:
         raise ValueError(f"{name}: input {shape_str(x.shape)} must be (..., T, d_model) with "
                          f"T <= max_len = {max_len}")
+    if x.shape[-1] != d_model:
+        raise ValueError(f"{name}: input {shape_str(x.shape)} must end in d_model = {d_model}")
 
 
 def sinusoidal_table(max_len, d_model):
@@ -34,6 +43,9 @@ class SinusoidalPositionalEncoding(Module):
         pe[pos, 2i]   = sin(pos / 10000^(2i / d_model))
         pe[pos, 2i+1] = cos(pos / 10000^(2i / d_model))
 
+    (An odd d_model has one sine more than cosines: the last dimension is a
+    sine, as the formula says.)
+
     Each pair of dimensions is a clock turning at its own speed, so every
     position gets a distinct pattern and pe[pos + k] is a fixed rotation of
     pe[pos]. For d_model = 4, position 1 is [0.8415, 0.5403, 0.0100, 1.0000].
@@ -47,22 +59,20 @@ class SinusoidalPositionalEncoding(Module):
 
     def __init__(self, d_model, max_len=5000):
         super().__init__()
-        self.d_model, self.max_len = d_model, max_len
-        self.register_buffer("pe", sinusoidal_table(max_len, d_model).astype(np.float32),
+        self.d_model, self.max_len = _sizes("SinusoidalPositionalEncoding", d_model, max_len)
+        self.register_buffer("pe", sinusoidal_table(self.max_len, self.d_model).astype(np.float32),
                              persistent=False)
 
-    def _cast_buffer(self, name, dtype):
-        if name == "pe":
-            exact = sinusoidal_table(self.max_len, self.d_model)
-            if np.array_equal(self.pe, exact.astype(self.pe.dtype)):  # still the formula's
-                return exact.astype(dtype)
-        return super()._cast_buffer(name, dtype)
+    def to(self, dtype):
+        exact = sinusoidal_table(self.max_len, self.d_model)
+        from_formula = np.array_equal(self.pe, exact.astype(self.pe.dtype))
+        super().to(dtype)
+        if from_formula:  # computed again, rounded once
+            self.pe = exact.astype(self.pe.dtype)
+        return self
 
     def forward(self, x):
-        _check_length("SinusoidalPositionalEncoding", x, self.max_len)
-        if x.shape[-1] != self.d_model:
-            raise ValueError(f"SinusoidalPositionalEncoding: input {shape_str(x.shape)} must end "
-                             f"in d_model = {self.d_model}")
+        _check_input("SinusoidalPositionalEncoding", x, self.max_len, self.d_model)
         return x + self.pe[: x.shape[-2]]
 
     def extra_repr(self):
@@ -75,11 +85,11 @@ class LearnedPositionalEmbedding(Module):
 
     def __init__(self, max_len, d_model):
         super().__init__()
-        self.max_len, self.d_model = max_len, d_model
-        self.weight = Parameter(standard_normal((max_len, d_model)))
+        self.d_model, self.max_len = _sizes("LearnedPositionalEmbedding", d_model, max_len)
+        self.weight = Parameter(standard_normal((self.max_len, self.d_model)))
 
     def forward(self, x):
-        _check_length("LearnedPositionalEmbedding", x, self.max_len)
+        _check_input("LearnedPositionalEmbedding", x, self.max_len, self.d_model)
         return x + self.weight[: x.shape[-2]]
 
     def extra_repr(self):
