@@ -17,13 +17,16 @@ def _sizes(name, d_model, max_len):
             integer(name, "max_len", max_len, minimum=1))
 
 
-def _check_input(name, x, max_len, d_model):
+def _check_input(name, x, max_len, d_model, offset):
     check_input(name, x)
-    if x.ndim < 2 or x.shape[-2] > max_len:
+    offset = integer(name, "offset", offset, minimum=0)
+    if x.ndim < 2 or offset + x.shape[-2] > max_len:
+        at = f"offset + T = {offset} + T" if offset else "T"
         raise ValueError(f"{name}: input {shape_str(x.shape)} must be (..., T, d_model) with "
-                         f"T <= max_len = {max_len}")
+                         f"{at} <= max_len = {max_len}")
     if x.shape[-1] != d_model:
         raise ValueError(f"{name}: input {shape_str(x.shape)} must end in d_model = {d_model}")
+    return offset
 
 
 def sinusoidal_table(max_len, d_model):
@@ -55,6 +58,8 @@ class SinusoidalPositionalEncoding(Module):
     `to(dtype)` computes it again and rounds once to `dtype` (a cast would
     keep float32's rounding), so a float64 model adds the exact positions.
     A table assigned by hand (`enc.pe = ...`) is cast like any buffer.
+    `offset` is the position of the first of the T tokens (decoding one token
+    at a time with a cache feeds token t alone, at offset t).
     """
 
     def __init__(self, d_model, max_len=5000):
@@ -71,9 +76,9 @@ class SinusoidalPositionalEncoding(Module):
             self.pe = exact.astype(self.pe.dtype)
         return self
 
-    def forward(self, x):
-        _check_input("SinusoidalPositionalEncoding", x, self.max_len, self.d_model)
-        return x + self.pe[: x.shape[-2]]
+    def forward(self, x, offset=0):
+        offset = _check_input("SinusoidalPositionalEncoding", x, self.max_len, self.d_model, offset)
+        return x + self.pe[offset: offset + x.shape[-2]]
 
     def extra_repr(self):
         return f"d_model={self.d_model}, max_len={self.max_len}"
@@ -81,16 +86,17 @@ class SinusoidalPositionalEncoding(Module):
 
 class LearnedPositionalEmbedding(Module):
     """One learned vector per position, `weight` (max_len, d_model), added to
-    the input (B, T, d_model). Initialised N(0, 1) like an Embedding."""
+    the input (B, T, d_model). Initialised N(0, 1) like an Embedding.
+    `offset` is the position of the first of the T tokens."""
 
     def __init__(self, max_len, d_model):
         super().__init__()
         self.d_model, self.max_len = _sizes("LearnedPositionalEmbedding", d_model, max_len)
         self.weight = Parameter(standard_normal((self.max_len, self.d_model)))
 
-    def forward(self, x):
-        _check_input("LearnedPositionalEmbedding", x, self.max_len, self.d_model)
-        return x + self.weight[: x.shape[-2]]
+    def forward(self, x, offset=0):
+        offset = _check_input("LearnedPositionalEmbedding", x, self.max_len, self.d_model, offset)
+        return x + self.weight[offset: offset + x.shape[-2]]
 
     def extra_repr(self):
         return f"max_len={self.max_len}, d_model={self.d_model}"
