@@ -63,6 +63,17 @@ def graph_output():
 WEIGHTS = np.full((2, 2), 0.5)
 
 
+class NoSuperInit(nn.Module):
+    def __init__(self):
+        self.proj = nn.Linear(2, 2)  # forgot super().__init__()
+
+
+class WithBuffer(nn.Module):
+    def __init__(self, value):
+        super().__init__()
+        self.register_buffer("table", value)
+
+
 # ----- rows whose failure must leave nothing behind -----------------------------
 class LoadTarget:
     """A Linear loaded with a state dict whose second value is bad: the first
@@ -344,6 +355,12 @@ def rows():
         row("to_not_a_dtype", lambda: linear().to("banana"), TypeError, "to", "'banana'"),
         row("parameter_int", lambda: nn.Parameter(np.array([1, 2])), TypeError, "int64"),
         row("parameter_str", lambda: nn.Parameter("abc"), TypeError, "str"),
+        row("module_without_super_init", NoSuperInit, AttributeError, "NoSuperInit", "proj",
+            "super().__init__()"),
+        row("buffer_of_strings", lambda: WithBuffer(["a", "b"]), TypeError, "WithBuffer",
+            "'table'", "list"),
+        row("buffer_assigned_none", lambda: setattr(WithBuffer(np.zeros(2)), "table", None),
+            TypeError, "WithBuffer", "'table'", "NoneType"),
         row("modulelist_non_module", lambda: nn.ModuleList([nn.Linear(2, 2), 5]), TypeError,
             "ModuleList", "int"),
         row("modulelist_one_module", lambda: nn.ModuleList(nn.Linear(2, 2)), TypeError,

@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..checks import integer
+from ..checks import integer, numbers_array
 from ..tensor import Tensor, array_of, current_scope, set_scope, shape_str
 
 
@@ -49,6 +49,15 @@ def check_input(op, x, name="input"):
         raise TypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__} "
                         f"(wrap it: Tensor(x))")
     return x
+
+
+def _buffer_array(module, name, value):
+    """A buffer's value: an ndarray of numbers (a Tensor gives its array)."""
+    array = numbers_array(array_of(value) if isinstance(value, Tensor) else value)
+    if array is None:
+        raise TypeError(f"{module}: buffer {name!r} must be an array of numbers, got "
+                        f"{type(value).__name__}")
+    return array
 
 
 def _state_array(name, value):
@@ -110,8 +119,13 @@ class Module:
     def __setattr__(self, name, value):
         # `self.pe = table` on a registered buffer replaces the buffer itself,
         # which is what to() casts and state_dict() saves.
-        if name in self.__dict__.get("_buffers", ()):
-            self._buffers[name] = value
+        buffers = self.__dict__.get("_buffers")
+        if buffers is None and isinstance(value, (Module, Parameter)):
+            raise AttributeError(f"{type(self).__name__}: cannot assign {name} before "
+                                 "Module.__init__(): call super().__init__() first in __init__")
+        if buffers is not None and name in buffers:
+            self._buffers[name] = _buffer_array(type(self).__name__, name, value)
+            value = self._buffers[name]
         object.__setattr__(self, name, value)
 
     def forward(self, *args, **kwargs):
@@ -170,10 +184,10 @@ class Module:
         """A constant array kept with the module (moved by `to`), in the state
         dict unless persistent=False. Assigning to `self.<name>` later
         replaces it."""
-        self._buffers[name] = array
+        self._buffers[name] = _buffer_array(type(self).__name__, name, array)
         if not persistent:
             self._non_persistent.add(name)
-        setattr(self, name, array)
+        setattr(self, name, self._buffers[name])
 
     def named_buffers(self):
         for path, module in self.named_modules():
