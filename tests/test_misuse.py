@@ -752,13 +752,14 @@ def test_matmul_backward_with_a_zero_size():
     np.testing.assert_array_equal(v.grad, np.zeros((3, 2)))
 
 
-def test_mixed_integer_and_array_indices_follow_numpy():
-    """x[0, :, [1, 2]]: the two advanced indices are separated by a slice, so
-    (as in numpy, unlike PyTorch) their broadcast axis comes first."""
+def test_mixed_integer_and_array_indices_follow_pytorch():
+    """x[0, :, [1, 2]]: an integer and an index array separated by a slice.
+    numpy puts the broadcast axis first, (2, 3, 5); PyTorch takes the integer
+    first, x[0][:, [1, 2]], (3, 2, 5). The engine follows PyTorch."""
     x = np.arange(120.0).reshape(2, 3, 4, 5)
     got = Tensor(x)[0, :, [1, 2]]
-    np.testing.assert_array_equal(got.data, x[0, :, [1, 2]])
-    assert got.shape == (2, 3, 5)
+    assert got.shape == (3, 2, 5)
+    np.testing.assert_array_equal(got.data, x[0][:, [1, 2]])
 
 
 def test_the_table_has_at_least_a_hundred_rows():

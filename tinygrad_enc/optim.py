@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from .checks import integer, real
+from .checks import integer, number
 from .tensor import Tensor
 
 
@@ -63,7 +63,7 @@ class Optimizer:
             if p._ctx is not None:
                 raise ValueError(f"{name}: params[{i}] is the result of an op ({p._ctx.op_name}), "
                                  "not a leaf: it never keeps a gradient, so it cannot be optimized")
-        self.lr = real(name, "learning rate", lr, low=0.0)
+        self.lr = number(name, "learning rate", lr, low=0)
         self.state = [{} for _ in self.params]
         self._scratch_arrays = {}  # (dtype, slot) -> flat array, as large as the largest weight
 
@@ -97,8 +97,8 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(params, lr)
-        self.momentum = real("SGD", "momentum", momentum, low=0.0)
-        self.weight_decay = real("SGD", "weight_decay", weight_decay, low=0.0)
+        self.momentum = number("SGD", "momentum", momentum, low=0)
+        self.weight_decay = number("SGD", "weight_decay", weight_decay, low=0)
         if nesterov and not self.momentum:
             raise ValueError("SGD: nesterov=True needs a momentum > 0, got momentum=0")
         self.nesterov = bool(nesterov)
@@ -141,10 +141,10 @@ class Adam(Optimizer):
         name = type(self).__name__
         if not isinstance(betas, (tuple, list)) or len(betas) != 2:
             raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
-        self.betas = tuple(real(name, f"betas[{i}]", b, low=0.0, high=1.0, high_open=True)
+        self.betas = tuple(number(name, f"betas[{i}]", b, low=0, high=1, high_open=True)
                            for i, b in enumerate(betas))
-        self.eps = real(name, "eps", eps, low=0.0)
-        self.weight_decay = real(name, "weight_decay", weight_decay, low=0.0)
+        self.eps = number(name, "eps", eps, low=0)
+        self.weight_decay = number(name, "weight_decay", weight_decay, low=0)
 
     def _update(self, weight, grad, state):
         beta1, beta2 = self.betas
@@ -204,7 +204,7 @@ class NoamSchedule:
         self.optimizer = optimizer
         self.d_model = integer("NoamSchedule", "d_model", d_model, minimum=1)
         self.warmup = integer("NoamSchedule", "warmup", warmup, minimum=1)
-        self.factor = real("NoamSchedule", "factor", factor, low=0.0, low_open=True)
+        self.factor = number("NoamSchedule", "factor", factor, low=0, low_open=True)
         self.step_num = 1
         optimizer.lr = self.rate(1)
 
@@ -222,7 +222,7 @@ def clip_grad_norm(params, max_norm):
     max_norm (> 0); return the norm before clipping (as torch's
     clip_grad_norm_). `params` is an iterable of Tensors, or one Tensor."""
     params = _parameter_list("clip_grad_norm", [params] if isinstance(params, Tensor) else params)
-    max_norm = real("clip_grad_norm", "max_norm", max_norm, low=0.0, low_open=True)
+    max_norm = number("clip_grad_norm", "max_norm", max_norm, low=0, low_open=True)
     grads = [p.grad for p in params if p.grad is not None]
     total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
     scale = max_norm / (total + 1e-6)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import functional as F
 from .. import random as _random
-from ..checks import integer, real
+from ..checks import integer, number
 from ..tensor import Tensor, shape_str
 from .module import Module, Parameter, check_input
 
@@ -107,7 +107,7 @@ class LayerNorm(Module):
             shape = (integer("LayerNorm", "normalized_shape", normalized_shape, minimum=1),)
         # eps > 0: with eps = 0 a constant token would be normalised as 0 / 0
         self.normalized_shape = shape
-        self.eps = real("LayerNorm", "eps", eps, low=0.0, low_open=True)
+        self.eps = number("LayerNorm", "eps", eps, low=0, low_open=True)
         self.weight = Parameter(np.ones(shape, dtype=np.float32))
         self.bias = Parameter(np.zeros(shape, dtype=np.float32))
 
@@ -138,7 +138,7 @@ class Dropout(Module):
 def probability(op, name, p):
     """A dropout probability: a number in [0, 1]."""
     try:
-        return real(op, name, p, low=0.0, high=1.0)
+        return number(op, name, p, low=0, high=1)
     except ValueError:
         raise ValueError(f"{op}: {name} must be a probability in [0, 1], got {p}") from None
 
