@@ -62,9 +62,7 @@ def save(module_or_state_dict, path):
     ``path``, safe to delete.)
     """
     arrays = _state_arrays(module_or_state_dict)
-    if not isinstance(path, (str, bytes, os.PathLike)):
-        raise TypeError(f"save: path must be a str or a path, got {type(path).__name__}")
-    path = os.fspath(path)
+    path = os.fspath(_check_path("save", path))
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise FileNotFoundError(errno.ENOENT, f"save: the directory {directory!r} does not "
@@ -98,6 +96,7 @@ def load(path):
     object array): pickled data is refused, never executed. A missing file raises
     the usual ``FileNotFoundError``.
     """
+    _check_path("load", path)
     with open(path, "rb") as file:
         _check_signature(file, path)
         try:
@@ -137,6 +136,12 @@ def _state_arrays(module_or_state_dict):
                             "save numeric arrays")
         arrays[key] = array
     return arrays
+
+
+def _check_path(op, path):
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{op}: path must be a str or a path, got {type(path).__name__}")
+    return path
 
 
 def _create_temp_beside(path):

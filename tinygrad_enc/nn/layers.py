@@ -105,6 +105,8 @@ class LayerNorm(Module):
                           for n in normalized_shape)
         else:
             shape = (integer("LayerNorm", "normalized_shape", normalized_shape, minimum=1),)
+        if not shape:
+            raise ValueError("LayerNorm: normalized_shape must name at least one axis, got ()")
         # eps > 0: with eps = 0 a constant token would be normalised as 0 / 0
         self.normalized_shape = shape
         self.eps = number("LayerNorm", "eps", eps, low=0, low_open=True)
