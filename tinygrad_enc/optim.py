@@ -47,7 +47,9 @@ class Optimizer:
     """Holds the parameters and their per-parameter state; `step()` updates
     every parameter that has a gradient, `zero_grad()` clears gradients.
     `params` is an iterable of floating leaf Tensors, each once (a frozen one,
-    requires_grad=False, is kept and skipped, as in PyTorch).
+    requires_grad=False, is kept and skipped, as in PyTorch). Where PyTorch
+    warns about a parameter given twice (it would be stepped twice) or accepts
+    an integer tensor (it can never be trained), this raises.
     The state arrays follow the weights' dtype: after `model.to(np.float64)`
     the next step casts them, so the running averages are kept in float64."""
 
@@ -219,8 +221,9 @@ class NoamSchedule:
 
 def clip_grad_norm(params, max_norm):
     """Scale all gradients together so their joint L2 norm is at most
-    max_norm (> 0); return the norm before clipping (as torch's
-    clip_grad_norm_). `params` is an iterable of Tensors, or one Tensor."""
+    max_norm; return the norm before clipping (as torch's clip_grad_norm_).
+    `params` is an iterable of Tensors, or one Tensor. max_norm must be > 0
+    (PyTorch takes 0 and zeroes every gradient: more likely a slip than a wish)."""
     params = _parameter_list("clip_grad_norm", [params] if isinstance(params, Tensor) else params)
     max_norm = number("clip_grad_norm", "max_norm", max_norm, low=0, low_open=True)
     grads = [p.grad for p in params if p.grad is not None]

@@ -5,6 +5,10 @@ layer (the distribution, not the values: the random generators differ), so
 weights start at the same scale. Modules built from these layers may differ:
 MultiHeadAttention keeps Linear's init where PyTorch's attention does not (see
 its docstring).
+
+Every layer takes a Tensor, as in PyTorch (a list or an ndarray is a
+TypeError naming the layer); only Embedding reads its ids from any integer
+array. Sizes are integers (2.0 is refused, not truncated).
 """
 import math
 
@@ -96,7 +100,8 @@ class Embedding(Module):
 class LayerNorm(Module):
     """Normalise each token's features (the last axes, `normalized_shape`) to
     mean 0 and variance 1, then scale by `weight` (ones) and shift by `bias`
-    (zeros). It keeps activations in range however deep the stack."""
+    (zeros). It keeps activations in range however deep the stack.
+    eps must be > 0 (PyTorch accepts 0, which turns a constant token into 0 / 0)."""
 
     def __init__(self, normalized_shape, eps=1e-5):
         super().__init__()
@@ -123,7 +128,8 @@ class LayerNorm(Module):
 
 class Dropout(Module):
     """During training zero each value with probability p and scale the rest
-    by 1/(1-p); in eval() it does nothing."""
+    by 1/(1-p); in eval() it does nothing. p is a number in [0, 1] (PyTorch
+    also takes True, a likely slip for inplace=True; here it is a TypeError)."""
 
     def __init__(self, p=0.5):
         super().__init__()
