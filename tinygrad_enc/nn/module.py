@@ -14,7 +14,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..checks import integer, numbers_array
+from ..checks import integer
 from ..tensor import Tensor, array_of, current_scope, set_scope, shape_str
 
 
@@ -51,25 +51,17 @@ def check_input(op, x, name="input"):
     return x
 
 
-def _buffer_array(module, name, value):
-    """A buffer's value: an ndarray of numbers (a Tensor gives its array)."""
-    array = numbers_array(array_of(value) if isinstance(value, Tensor) else value)
-    if array is None:
-        raise TypeError(f"{module}: buffer {name!r} must be an array of numbers, got "
-                        f"{type(value).__name__}")
-    return array
-
-
-def _state_array(name, value):
-    """One state-dict value as an ndarray of numbers (bool, integer or float),
-    or a TypeError naming its key."""
+def _number_array(value, what):
+    """`value` (a Tensor, an ndarray, a nested list, any array-like) as an
+    ndarray of numbers (bool, integer or float), or a TypeError saying that
+    `what` must be one (a string, None, a ragged list, a complex array)."""
     try:
         array = array_of(value)
     except (ValueError, TypeError):  # numpy 2 refuses ragged lists
         array = None
     if array is None or array.dtype.kind not in "biuf":
-        kind = f"dtype {array.dtype}" if array is not None else type(value).__name__
-        raise TypeError(f"load_state_dict: {name!r} must be an array of numbers, got {kind}")
+        got = f"dtype {array.dtype}" if array is not None else type(value).__name__
+        raise TypeError(f"{what} must be an array of numbers, got {got}")
     return array
 
 
@@ -124,7 +116,7 @@ class Module:
             raise AttributeError(f"{type(self).__name__}: cannot assign {name} before "
                                  "Module.__init__(): call super().__init__() first in __init__")
         if buffers is not None and name in buffers:
-            self._buffers[name] = _buffer_array(type(self).__name__, name, value)
+            self._buffers[name] = _number_array(value, f"{type(self).__name__}: buffer {name!r}")
             value = self._buffers[name]
         object.__setattr__(self, name, value)
 
@@ -184,7 +176,7 @@ class Module:
         """A constant array kept with the module (moved by `to`), in the state
         dict unless persistent=False. Assigning to `self.<name>` later
         replaces it."""
-        self._buffers[name] = _buffer_array(type(self).__name__, name, array)
+        self._buffers[name] = _number_array(array, f"{type(self).__name__}: buffer {name!r}")
         if not persistent:
             self._non_persistent.add(name)
         setattr(self, name, self._buffers[name])
@@ -267,7 +259,7 @@ class Module:
         arrays, problems = {}, []
         for name in sorted(set(targets) & set(state_dict)):
             have = targets[name][1]
-            value = _state_array(name, state_dict[name])
+            value = _number_array(state_dict[name], f"load_state_dict: {name!r}")
             if value.shape != have.shape:
                 problems.append(f"mis-shaped: {name}: checkpoint {shape_str(value.shape)}, "
                                 f"model {shape_str(have.shape)}")
