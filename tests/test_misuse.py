@@ -356,6 +356,7 @@ def rows():
         row("causal_mask_float", lambda: nn.causal_mask(2.5), TypeError, "causal_mask", "2.5"),
         row("causal_mask_negative", lambda: nn.causal_mask(-1), ValueError, "causal_mask", "-1"),
         # ---- Module, Parameter, ModuleList ------------------------------------------------
+        row("train_mode_str", lambda: linear().train("eval"), TypeError, "train", "'eval'"),
         row("to_int_dtype", lambda: linear().to(np.int32), TypeError, "to", "int32"),
         row("to_bool_dtype", lambda: linear().to(bool), TypeError, "to", "bool"),
         row("to_not_a_dtype", lambda: linear().to("banana"), TypeError, "to", "'banana'"),

@@ -188,8 +188,10 @@ class Module:
 
     # ----- modes and gradients ---------------------------------------------
     def train(self, mode=True):
+        if not isinstance(mode, (bool, np.bool_)):  # train("eval") would mean training
+            raise TypeError(f"train: mode must be True or False, got {mode!r}")
         for module in self.modules():
-            module.training = mode
+            module.training = bool(mode)
         return self
 
     def eval(self):
