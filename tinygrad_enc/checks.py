@@ -36,15 +36,20 @@ def integer(op, name, value, minimum=None):
     return value
 
 
-def number(op, name, value, low=None, high=None):
+def number(op, name, value, low=None, high=None, low_open=False, high_open=False):
     """`value` as a Python float: an int, a float or a numpy number, never a bool
-    or a string; within [low, high] when given (NaN is outside every range)."""
+    or a string; within [low, high] when given (NaN is outside every range). An
+    open end (low_open, high_open) excludes the bound itself: eps > 0, beta < 1."""
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
         raise TypeError(f"{op}: {name} must be a number, got {value!r} ({type(value).__name__})")
     value = float(value)
-    if (low is not None and not value >= low) or (high is not None and not value <= high):
-        span = f"in [{low}, {high}]" if low is not None and high is not None else \
-            f">= {low}" if low is not None else f"<= {high}"
+    above = low is None or (value > low if low_open else value >= low)
+    below = high is None or (value < high if high_open else value <= high)
+    if not (above and below):
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        span = f"in {left}{low}, {high}{right}" if low is not None and high is not None else \
+            f"{'>' if low_open else '>='} {low}" if low is not None else \
+            f"{'<' if high_open else '<='} {high}"
         raise ValueError(f"{op}: {name} must be {span}, got {value}")
     return value
 

@@ -11,9 +11,10 @@ import math
 
 import numpy as np
 
+from . import ops
 from . import random as _random
-from .checks import (check_mask, flag, integer, normalize_axes, number, shape_arg, shape_str,
-                     torch_names)
+from .checks import (broadcast_shape, check_mask, flag, integer, normalize_axes, number,
+                     shape_arg, shape_str, torch_names)
 from .ops import LayerNorm, LogSoftmax, Softmax
 from .tensor import Tensor, apply, array_of
 
@@ -292,12 +293,23 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
         raise ValueError(f"scaled_dot_product_attention: q {shape_str(q.shape)}, k "
                          f"{shape_str(k.shape)}, v {shape_str(v.shape)}: need q (..., T_q, d_k), "
                          "k (..., T_k, d_k), v (..., T_k, d_v)")
-    scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))
+    if mask is not None:
+        op = "scaled_dot_product_attention"
+        scores_shape = broadcast_shape(op, q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+        mask = check_mask(op, array_of(mask), scores_shape,
+                          target="the scores' shape (..., T_q, T_k)")
+    return _attention(q, k, v, mask, dropout_p)
+
+
+def _attention(q, k, v, mask, dropout_p):
+    """scaled_dot_product_attention on arguments its caller has checked (q, k
+    and v fit, mask is None or a boolean ndarray that broadcasts to the
+    scores), so that MultiHeadAttention's masks are checked once, where the
+    learner passed them."""
+    scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))  # (..., T_q, T_k)
     scores.name = "scores"
     if mask is not None:
-        mask = check_mask("scaled_dot_product_attention", array_of(mask), scores.shape,
-                          target="the scores' shape (..., T_q, T_k)")
-        scores = scores.masked_fill(mask, -np.inf)
+        scores = apply(ops.MaskedFill, scores, mask=mask, value=-np.inf)
     weights = softmax(scores, axis=-1)
     weights.name = "attention weights"
     attended = dropout(weights, dropout_p, training=dropout_p > 0)

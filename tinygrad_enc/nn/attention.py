@@ -12,11 +12,11 @@ mixed by W^O (`out_proj`).
 """
 import numpy as np
 
-from .. import functional as F
-from ..checks import check_mask, shape_str
+from ..checks import check_mask, integer, shape_str
+from ..functional import _attention
 from ..tensor import Tensor, array_of
-from .layers import Linear
-from .module import Module
+from .layers import Linear, probability
+from .module import Module, check_input
 
 
 class MultiHeadAttention(Module):
@@ -47,9 +47,12 @@ class MultiHeadAttention(Module):
 
     def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
         super().__init__()
+        d_model = integer("MultiHeadAttention", "d_model", d_model, minimum=1)
+        n_heads = integer("MultiHeadAttention", "n_heads", n_heads, minimum=1)
         if d_model % n_heads:
             raise ValueError(f"MultiHeadAttention: d_model {d_model} is not divisible by "
                              f"n_heads {n_heads}")
+        dropout = probability("MultiHeadAttention", "dropout", dropout)
         self.d_model, self.n_heads, self.d_k, self.dropout = d_model, n_heads, d_model // n_heads, dropout
         self.q_proj = Linear(d_model, d_model, bias)    # W^Q
         self.k_proj = Linear(d_model, d_model, bias)    # W^K
@@ -82,7 +85,8 @@ class MultiHeadAttention(Module):
 
         blocked = self._combine_masks(mask, key_padding_mask, (B, H, T_q, T_k))
         dropout_p = self.dropout if self.training else 0.0
-        z, weights = F.scaled_dot_product_attention(q, k, v, blocked, dropout_p)  # z: (B, H, T_q, d_k)
+        # the shapes and masks are checked already: attend without checking again
+        z, weights = _attention(q, k, v, blocked, dropout_p)  # z: (B, H, T_q, d_k)
         self.attn_weights = weights.data.view()
         self.attn_weights.flags.writeable = False
 
@@ -92,6 +96,8 @@ class MultiHeadAttention(Module):
         return self.out_proj(concat)
 
     def _check_inputs(self, query, key, value):
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            check_input("MultiHeadAttention", t, name)
         shapes = f"query {shape_str(query.shape)}, key {shape_str(key.shape)}, " \
                  f"value {shape_str(value.shape)}"
         for t in (query, key, value):
