@@ -36,6 +36,7 @@ class Optimizer:
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 self._update(p.data, p.grad, state)
+                p._version += 1  # a graph kept from before the step now refuses backward
 
     def _update(self, weight, grad, state):
         raise NotImplementedError
