@@ -6,7 +6,8 @@ Transformer encoder built on it part by part.
     from tinygrad_enc.gradcheck import gradcheck
 """
 from . import functional, gradcheck, interop, nn, optim
+from .profiler import profile
 from .tensor import Tensor, is_grad_enabled, manual_seed, no_grad
 
 __all__ = ["Tensor", "no_grad", "manual_seed", "is_grad_enabled", "functional", "gradcheck",
-           "interop", "nn", "optim"]
+           "interop", "nn", "optim", "profile"]
