@@ -1,11 +1,12 @@
 """The functions a Transformer is made of, over `Tensor` methods.
 
 Most are a few lines of primitive ops, so their gradient is what the
-primitives' backward passes compose. Three are not: `softmax`, `log_softmax`
-and `layer_norm` call fused ops from ops.py, whose backward is written by
-hand (gradcheck and PyTorch check them; layer_norm is also checked against
-a version composed from primitives, in test_engine_fused.py). Shapes follow
-PyTorch's functional API.
+primitives' backward passes compose. Five are not: `softmax`, `log_softmax`,
+`layer_norm`, `linear` and `cross_entropy` call fused ops from ops.py, whose
+backward is written by hand (gradcheck and PyTorch check them, and each is
+checked against a version composed from primitives: `linear_composed` and
+`cross_entropy_composed` here, layer norm in test_engine_fused.py). Same
+function, fewer passes over memory. Shapes follow PyTorch's functional API.
 """
 import math
 
@@ -13,7 +14,7 @@ import numpy as np
 
 from . import random as _random
 from .checks import check_mask, normalize_axes, shape_str
-from .ops import LayerNorm, LogSoftmax, Softmax
+from .ops import CrossEntropy, LayerNorm, Linear, LogSoftmax, Softmax
 from .tensor import Tensor, apply, array_of
 
 
@@ -38,6 +39,28 @@ def gelu(x, approximate="none"):
     return x.gelu(approximate)
 
 
+def linear(x, weight, bias=None):
+    """y = x W^T + b on the last axis: (..., in) -> (..., out), weight (out, in),
+    bias (out,), as torch.nn.functional.linear. One fused op (ops.Linear):
+    forward and backward are 2-D matrix products over all the rows at once."""
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input {shape_str(x.shape)} and weight "
+                         f"{shape_str(weight.shape)}: need input (..., in) and weight (out, in)")
+    if bias is None:
+        return apply(Linear, x, weight)
+    if bias.shape != weight.shape[:1]:
+        raise ValueError(f"linear: bias {shape_str(bias.shape)} must be (out,) = "
+                         f"{shape_str(weight.shape[:1])}")
+    return apply(Linear, x, weight, bias)
+
+
+def linear_composed(x, weight, bias=None):
+    """The same function as `linear`, composed from primitives (permute,
+    matmul, add): what the fused op replaces, kept to check it against."""
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
 def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
     """Mean of -sum_c q_c log p_c over the positions whose target is not
     `ignore_index`, p = softmax(logits) and q the target distribution: one-hot
@@ -48,8 +71,32 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
     cross_entropy wants them second, (B, C, T), so a PyTorch call needs
     logits.permute(0, 2, 1). Its gradient with respect to the logits is
     (p - q) / (number of positions). If every target is ignored the loss is 0
-    (PyTorch gives NaN).
+    (PyTorch gives NaN). One fused op (ops.CrossEntropy) computes what
+    `cross_entropy_composed` builds from log_softmax, a product and a sum.
     """
+    target, kept = _class_targets(logits, target, ignore_index, label_smoothing)
+    return apply(CrossEntropy, logits.reshape(-1, logits.shape[-1]), target=target, kept=kept,
+                 smoothing=float(label_smoothing))
+
+
+def cross_entropy_composed(logits, target, ignore_index=None, label_smoothing=0.0):
+    """cross_entropy from primitives: log_softmax, times the target
+    distribution q (an (N, C) array), summed and scaled. The same function
+    as `cross_entropy`, with three more passes over the logits' size; kept
+    to check the fused op against."""
+    target, kept = _class_targets(logits, target, ignore_index, label_smoothing)
+    classes = logits.shape[-1]
+    q = np.zeros((target.size, classes), dtype=logits.dtype)
+    q[np.flatnonzero(kept), target[kept]] = 1.0
+    if label_smoothing:
+        q = (1.0 - label_smoothing) * q + kept[:, None] * (label_smoothing / classes)
+    log_p = log_softmax(logits.reshape(-1, classes), axis=-1)
+    return -(log_p * q).sum() * (1.0 / max(int(kept.sum()), 1))
+
+
+def _class_targets(logits, target, ignore_index, label_smoothing):
+    """Check cross_entropy's arguments; return the targets as one row of class
+    indices and the mask of the rows that count (target != ignore_index)."""
     target = np.asarray(target.data if isinstance(target, Tensor) else target)
     if logits.ndim not in (2, 3):
         raise ValueError(f"cross_entropy: logits must be (N, C) or (B, T, C), got "
@@ -69,12 +116,7 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
     if bad.any():
         raise ValueError(f"cross_entropy: target {target[bad][0]} is not a class index in "
                          f"[0, {classes})")
-    q = np.zeros((target.size, classes), dtype=logits.dtype)
-    q[np.flatnonzero(kept), target[kept]] = 1.0
-    if label_smoothing:
-        q = (1.0 - label_smoothing) * q + kept[:, None] * (label_smoothing / classes)
-    log_p = log_softmax(logits.reshape(-1, classes), axis=-1)
-    return -(log_p * q).sum() * (1.0 / max(int(kept.sum()), 1))
+    return target, kept
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
