@@ -75,8 +75,8 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
     `cross_entropy_composed` builds from log_softmax, a product and a sum.
     """
     target, kept = _class_targets(logits, target, ignore_index, label_smoothing)
-    return apply(CrossEntropy, logits.reshape(-1, logits.shape[-1]), target=target, kept=kept,
-                 smoothing=float(label_smoothing))
+    return apply(CrossEntropy, logits.reshape(-1, logits.shape[-1]), Tensor._wrap(target),
+                 kept=kept, smoothing=float(label_smoothing))
 
 
 def cross_entropy_composed(logits, target, ignore_index=None, label_smoothing=0.0):

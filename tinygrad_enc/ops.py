@@ -518,10 +518,10 @@ class CrossEntropy(Op):
     sum_c shifted_c - C log sum exp(shifted). One array of the logits' size
     is made, and becomes p for the backward.
 
-    logits (N, C); target (N,) class indices; kept (N,) boolean, False for
-    ignored rows (their target is not read)."""
+    logits (N, C); target (N,) class indices, an input of the op that gets
+    no gradient; kept (N,) boolean, False for ignored rows (their target is
+    not read)."""
     float_result = True
-    array_inputs = ("target",)
     op_name = "cross_entropy"
 
     def forward(self, logits, target, kept, smoothing):
@@ -552,4 +552,4 @@ class CrossEntropy(Op):
             grad[kept_rows] -= self.smoothing / self.p.shape[1] * scale
         if kept_rows.size < self.p.shape[0]:
             grad[~self.kept] = 0
-        return grad
+        return grad, None
