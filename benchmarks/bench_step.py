@@ -218,7 +218,7 @@ def measure(name, cfg, threads, plan, with_torch, torch_memory=True):
     floor_s, flops = gemm_floor(cfg, repeats=max(3, timed // 4))
     memory = {lib: peak_memory(lib, cfg, memory_steps, threads) for lib in steps
               if lib == "ours" or torch_memory}
-    row = {"config": name, **cfg, "ours_ms": ms["ours"], "torch_ms": ms.get("torch"),
+    row = {"config": name, **cfg, "timed_steps": timed, "ours_ms": ms["ours"], "torch_ms": ms.get("torch"),
            "ratio": ms["ours"] / ms["torch"] if with_torch else None,
            "gemm_gflop": flops / 1e9, "gemm_floor_ms": floor_s * 1e3,
            "gemm_gflops_per_s": flops / floor_s / 1e9, "ours_over_floor": ms["ours"] / 1e3 / floor_s,
@@ -242,12 +242,12 @@ def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
-HEADER = (f"{'config':<14}{'ours ms':>9}{'torch ms':>10}{'ours/torch':>12}{'GEMM floor ms':>15}"
+HEADER = (f"{'config':<10}{'steps':>6}{'ours ms':>9}{'torch ms':>10}{'ours/torch':>12}{'GEMM floor ms':>15}"
           f"{'ours/floor':>12}{'ours MiB':>10}{'torch MiB':>11}{'ours/torch':>12}")
 
 
 def table_row(r):
-    return (f"{r['config']:<14}{r['ours_ms']:>9.1f}{_fmt(r['torch_ms'], '.1f'):>10}"
+    return (f"{r['config']:<10}{r['timed_steps']:>6}{r['ours_ms']:>9.1f}{_fmt(r['torch_ms'], '.1f'):>10}"
             f"{_fmt(r['ratio'], '.2f'):>12}{r['gemm_floor_ms']:>15.1f}{r['ours_over_floor']:>12.2f}"
             f"{r['ours_peak_mib']:>10.1f}{_fmt(r['torch_peak_mib'], '.1f'):>11}"
             f"{_fmt(r['memory_ratio'], '.2f'):>12}")
@@ -255,7 +255,7 @@ def table_row(r):
 
 def title(result):
     env = result["environment"]
-    return (f"one training step, median of {result['timed_steps']} after {result['warmup_steps']} "
+    return (f"one training step: the median of `steps` timed steps after {result['warmup_steps']} "
             f"warm-up; {env['threads']} thread(s); numpy {env['numpy']} ({', '.join(env['blas'])}); "
             f"torch {env['torch'] or 'not installed'}")
 
@@ -290,8 +290,7 @@ def main(argv=None):
         {args.config: CONFIGS[args.config]}
     warmup, timed, turn, memory_steps = QUICK if args.quick else FULL
     timed = args.steps or timed
-    result = {"environment": environment(args.threads), "timed_steps": timed,
-              "warmup_steps": warmup, "configs": [], "scaling": []}
+    result = {"environment": environment(args.threads), "warmup_steps": warmup, "configs": [], "scaling": []}
     say = (lambda *lines: None) if args.json else (lambda *lines: print(*lines, sep="\n", flush=True))
     say(title(result), HEADER)
     with threadpool_limits(limits=args.threads, user_api="blas"):
