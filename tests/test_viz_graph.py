@@ -210,12 +210,12 @@ def test_dot_is_identical_across_runs_and_processes():
 def test_oversized_graph_collapses_itself_and_says_so(built):
     model, loss = built
     full = viz.draw_graph(loss, model, max_nodes=None).node_count
-    assert full > 100
-    g = viz.draw_graph(loss, model, max_nodes=100)
-    assert g.depth == 4 and g.node_count <= 100
-    assert f"collapsed to depth=4: the full graph has {full} nodes, over max_nodes=100" in g.source
-    small = viz.draw_graph(loss, model, max_nodes=25)
-    assert small.depth == 2 and small.node_count <= 25 and "collapsed to depth=2" in small.source
+    assert full > 90
+    g = viz.draw_graph(loss, model, max_nodes=90)
+    assert g.depth == 4 and g.node_count <= 90
+    assert f"collapsed to depth=4: the full graph has {full} nodes, over max_nodes=90" in g.source
+    small = viz.draw_graph(loss, model, max_nodes=20)
+    assert small.depth == 2 and small.node_count <= 20 and "collapsed to depth=2" in small.source
     assert "collapsed" not in viz.draw_graph(loss, model, depth=5).source  # an explicit depth is obeyed
 
 
@@ -237,7 +237,7 @@ def test_backward_edge_norms_equal_the_real_gradients():
     layer0 = next(n for n, (label, _) in nodes.items() if "<b>encoder.layers.0 · " in label)
     [attrs] = [a for src, dst, a in edges if dst == layer0]
     assert grad_norm(attrs) == pytest.approx(np.linalg.norm(model.embed.weight.grad), rel=1e-3)
-    target = next(n for n, (label, _) in nodes.items() if "<b>input</b><br/>(5, 11)" in label)
+    target = next(n for n, (label, _) in nodes.items() if "<b>input</b><br/>(5)" in label)
     assert "no grad" in next(a for src, _, a in edges if src == target)
 
 
