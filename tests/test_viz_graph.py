@@ -142,9 +142,9 @@ def test_ops_are_named_in_the_papers_terms(built):
 def test_inputs_and_output_are_distinguished(built):
     model, loss = built
     _, nodes, edges = parse(viz.draw_graph(loss, model, depth=1).source)
-    ids = [n for n, (label, _) in nodes.items() if "<b>ids</b><br/>(1, 5)" in label]
+    ids = [n for n, (label, _) in nodes.items() if "label=<index<br/>(1, 5)>" in label]
     assert len(ids) == 1 and nodes[ids[0]][1] is None  # the token ids feed the embedding, from outside
-    assert 'fillcolor="#d5e8d4"' in nodes[ids[0]][0]
+    assert 'fillcolor="#e8f4f8"' in nodes[ids[0]][0]
     assert "<b>output</b><br/>scalar" in nodes["out"][0] and 'fillcolor="#f8cecc"' in nodes["out"][0]
     assert [e for e in edges if e[1] == "out"]
     assert "legend" in viz.draw_graph(loss, model, depth=1).source
@@ -391,12 +391,19 @@ def test_collapse_draws_named_modules_as_boxes_at_any_depth(built):
         viz.draw_graph(loss, model, collapse=[nn.LayerNorm])
 
 
-def test_a_hand_written_variance_is_labelled_step_by_step():
-    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
-    centered = x - x.mean(-1, keepdims=True)
-    source = viz.draw_graph((centered * centered).mean(-1)).source
-    for text in ("= mean", "x − mean", "squared", "= variance"):
-        assert text in source, text
+def test_labels_come_from_declared_names_never_from_the_shape_of_ops():
+    """A hand-written MSE, (d * d).mean(), has the shape of a variance; it is drawn as what it is."""
+    y = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    d = y - Tensor(np.ones((2, 3)))
+    source = viz.draw_graph((d * d).mean()).source
+    for guess in ("variance", "= mean", "x − mean", "residual", "scores"):
+        assert guess not in source, guess
+    assert "x · x" in source  # d * d reads one tensor twice: that is certain
+    centered = y - y.mean(-1, keepdims=True)
+    assert "variance" not in viz.draw_graph((centered * centered).mean(-1)).source
+    named = y * 2.0
+    named.name = "scores"  # a learner's own declaration is taken at its word
+    assert "scores = Q·Kᵀ/√d_k" in viz.draw_graph(named.sum()).source
 
 
 # ----- values=True ---------------------------------------------------------------

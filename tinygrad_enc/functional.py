@@ -11,6 +11,7 @@ import math
 
 import numpy as np
 
+from . import names
 from . import random as _random
 from .checks import check_mask, normalize_axes, shape_str
 from .ops import LayerNorm, LogSoftmax, Softmax
@@ -107,7 +108,9 @@ def dropout(x, p=0.5, training=True):
         return x * 0.0
     scale = (_random.generator().random(x.shape) >= p).astype(x.dtype)
     scale *= 1.0 / (1.0 - p)  # in place: one array, already in x's dtype
-    return x * Tensor._wrap(scale)
+    mask = Tensor._wrap(scale)
+    mask.name = names.dropout_mask(p)
+    return x * mask
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
@@ -130,14 +133,14 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
                          f"{shape_str(k.shape)}, v {shape_str(v.shape)}: need q (..., T_q, d_k), "
                          "k (..., T_k, d_k), v (..., T_k, d_v)")
     scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))
-    scores.name = "scores"
+    scores.name = names.SCORES
     if mask is not None:
         mask = check_mask("scaled_dot_product_attention", array_of(mask), scores.shape,
                           target="the scores' shape (..., T_q, T_k)")
         scores = scores.masked_fill(mask, -np.inf)
     weights = softmax(scores, axis=-1)
-    weights.name = "attention weights"
+    weights.name = names.WEIGHTS
     attended = dropout(weights, dropout_p, training=dropout_p > 0)
     out = attended @ v
-    out.name = "Z"
+    out.name = names.Z
     return out, weights

@@ -156,10 +156,14 @@ def apply(op, *inputs, **kwargs):
     out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))
     if _state.grad_enabled:
         needs_grad = tuple([t._requires_grad for t in inputs])
+        ctx.parents, ctx.scope = inputs, _state.scope
         if True in needs_grad:
-            ctx.parents, ctx.needs_grad, ctx.scope = inputs, needs_grad, _state.scope
-            ctx.versions = tuple([t._version for t in inputs])
+            ctx.needs_grad, ctx.versions = needs_grad, tuple([t._version for t in inputs])
             out._requires_grad, out._ctx = True, ctx
+        else:  # no gradient flows here, so it stays a leaf; kept so that a drawing shows the op
+            out._origin = ctx
+    else:
+        out._origin = ctx.op_name  # made under no_grad: a drawing says so (holds no arrays)
     return out
 
 
@@ -298,7 +302,9 @@ class Tensor:
     float32, as in PyTorch. An integer tensor meeting a float tensor follows
     numpy (int64 with float32 gives float64; PyTorch keeps float32).
     """
-    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "name", "_version", "__weakref__")
+    # _origin (unset on tensors no op made): for a leaf an op made, that op with its inputs
+    # (grad on, no input required grad) or its name (made under no_grad); read by viz only
+    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "name", "_version", "_origin", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad=False, dtype=None):

@@ -13,7 +13,7 @@ import numpy as np
 from . import style
 from .collapse import plan
 from .gradients import edge_gradients, merged_norm
-from .trace import trace
+from .trace import is_data, trace
 
 MAX_NODES = 150
 
@@ -178,7 +178,7 @@ def _emit(traced, plan_, grads, title, values=None):
     with g.subgraph() as first:  # the model's inputs on the top row: the picture reads from input to output
         first.attr(rank="min")  # (an input only the loss reads, such as a target, stays beside the loss)
         for s, (_, _, role) in zip(plan_.shown.values(), statements):
-            if role == "input" and s.container is None and s.id in into_modules:
+            if s.node is not None and is_data(traced.nodes[s.node]) and s.container is None and s.id in into_modules:
                 first.node(s.id)
         first.node("legend")
     for mark, src in marks:  # a Σ node sits beside the tensor whose gradients it sums

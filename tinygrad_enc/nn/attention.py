@@ -13,6 +13,7 @@ mixed by W^O (`out_proj`).
 import numpy as np
 
 from .. import functional as F
+from .. import names
 from ..checks import check_mask, shape_str
 from ..tensor import array_of
 from .layers import Linear
@@ -64,7 +65,7 @@ class MultiHeadAttention(Module):
         q = self.q_proj(query)
         k = self.k_proj(key)
         v = self.v_proj(value)
-        q.name, k.name, v.name = "Q", "K", "V"
+        q.name, k.name, v.name = names.Q, names.K, names.V
         # split d_model into H heads of d_k: (B, T, d_model) -> (B, H, T, d_k)
         q = q.reshape(B, T_q, H, self.d_k).transpose(1, 2)
         k = k.reshape(B, T_k, H, self.d_k).transpose(1, 2)
@@ -78,7 +79,7 @@ class MultiHeadAttention(Module):
 
         # concatenate the heads: (B, H, T_q, d_k) -> (B, T_q, H * d_k = d_model)
         concat = z.transpose(1, 2).reshape(B, T_q, self.d_model)
-        concat.name = "concat"
+        concat.name = names.CONCAT
         return self.out_proj(concat)
 
     def _check_inputs(self, query, key, value):
