@@ -64,8 +64,10 @@ NAMED = {  # the names the library declares (tinygrad_enc.names) -> what they ar
     names.RESIDUAL: "residual: x + sublayer(x)",
 }
 LEAF_TITLES = {  # (role, name, note) of the arrays an op reads besides its tensors -> what to call them
-    ("mask", "mask", "causal"): "causal mask (True = masked)", ("mask", "mask", ""): "mask (True = masked)",
-    ("mask", "condition", ""): "condition", ("mask", "condition", "causal"): "condition (causal pattern)",
+    ("mask", "mask", ""): "mask (True = masked)",
+    ("mask", "mask", "causal"): "causal mask (True = masked)",
+    ("mask", "mask", "padding"): "padding mask (True = masked)",
+    ("mask", "mask", "causal + padding"): "causal + padding mask (True = masked)",
 }
 SCALAR_OPS = {"mul": "×", "add": "+", "sub": "−", "div": "÷"}
 FUSED = {"layer_norm": "(x − mean) / √(variance + ε)"}  # one op in the engine: say what it does

@@ -16,7 +16,7 @@ as what it is: made by that op, not recorded, its inputs unknown.
 
 Leaves say what they are: a parameter (by its path), an input, a constant
 (a module's buffer), a mask (a dropout mask, an attention mask, "causal"
-when it is exactly the causal pattern), an index. Names come from the
+or "padding" when its values are exactly that pattern), an index. Names come from the
 tensors themselves, that is from `tinygrad_enc.names` where the library
 declares them, or from the learner.
 
@@ -168,7 +168,7 @@ class _Tracer:
                 continue
             if id(array) not in seen_arrays:
                 role = "mask" if array.dtype == np.bool_ else "index"
-                note = "causal" if role == "mask" and is_causal(array) else ""
+                note = mask_kind(array) if role == "mask" else ""
                 seen_arrays[id(array)] = (self.add(role, array.shape, name=attr, note=note), array)
             found.append(seen_arrays[id(array)][0])
         return found
@@ -189,12 +189,19 @@ def made_by(t):
     return None if origin is None or isinstance(origin, str) else origin
 
 
-def is_causal(mask) -> bool:
-    """Is this boolean mask (..., T, T) the causal one, True exactly above the diagonal?"""
-    if mask.ndim < 2 or mask.shape[-1] != mask.shape[-2]:
-        return False
-    pattern = np.triu(np.ones(mask.shape[-2:], dtype=bool), k=1)
-    return bool((mask == pattern).all())
+def mask_kind(mask) -> str:
+    """What a boolean (..., T_q, T_k) mask is, read from its values: "causal" (True exactly
+    above the diagonal), "padding" (whole key columns True), "causal + padding", or ""."""
+    if mask.ndim < 2:
+        return ""
+    columns = np.broadcast_to(mask.all(axis=-2, keepdims=True), mask.shape)  # keys no query may see
+    if mask.shape[-1] == mask.shape[-2]:
+        causal = np.triu(np.ones(mask.shape[-2:], dtype=bool), k=1)
+        if (mask == causal).all():
+            return "causal"
+        if columns.any() and (mask == (causal | columns)).all():
+            return "causal + padding"
+    return "padding" if mask.any() and (mask == columns).all() else ""
 
 
 def walk(output):
