@@ -144,3 +144,45 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     out = attended @ v
     out.name = names.Z
     return out, weights
+
+
+def normalize(input, p=2.0, dim=None, eps=1e-12, axis=None):
+    """input / max(||input||_p, eps) along `dim` (or `axis`, its numpy name;
+    default 1, as PyTorch): every slice along that axis scaled to length 1 in
+    the p-norm (p = float("inf"): the largest |x|). Sentence embeddings are
+    L2-normalised this way, so their dot product is their cosine similarity.
+
+    `eps` keeps an all-zero slice at zero instead of 0/0. The norm's gradient
+    goes through only where the norm exceeds eps (elsewhere the divisor is the
+    constant eps), and the norm is computed from a stand-in 1 there, so an
+    all-zero slice has a finite gradient, 1/eps, and a zero element adds
+    nothing to the norm's gradient, as in PyTorch.
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"normalize: input must be a Tensor, got {type(input).__name__}")
+    if not np.issubdtype(input.dtype, np.floating):
+        raise TypeError(f"normalize: input must be floating-point (as in PyTorch), got dtype "
+                        f"{input.dtype}")
+    if dim is not None and axis is not None and dim != axis:
+        raise TypeError(f"normalize: got dim={dim!r} and axis={axis!r}; give one of them")
+    chosen = dim if dim is not None else axis
+    axes = normalize_axes("normalize", 1 if chosen is None else chosen, input.ndim)
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not p > 0:
+        raise ValueError(f"normalize: p must be a positive number or float('inf'), got {p!r}")
+    if not eps >= 0:
+        raise ValueError(f"normalize: eps must be >= 0, got {eps!r}")
+    x = input  # the usual name from here on (`input` is PyTorch's keyword)
+    if math.isinf(p):
+        norm = x.abs().max(axes, keepdims=True)
+        big = norm.data > eps
+    else:
+        p = float(p)
+        if p == 2.0:
+            powered = x * x
+        else:  # |x|^p from a stand-in 1 at zeros: d|x|^p/dx is infinite at 0 for p < 1
+            nonzero = x.data != 0
+            powered = Tensor.where(nonzero, Tensor.where(nonzero, x.abs(), 1.0) ** p, 0.0)
+        total = powered.sum(axes, keepdims=True)            # sum |x|^p, keeps the reduced axes
+        big = total.data ** (1.0 / p) > eps
+        norm = Tensor.where(big, total, 1.0) ** (1.0 / p)  # the p-th root of 1 where it is not used
+    return x / Tensor.where(big, norm, eps)
