@@ -108,6 +108,15 @@ def gelu_feed_forward_learned_positions():
     return model, lambda: model[2](model[1](model[0](x))).mean()
 
 
+def transformer_training():
+    manual_seed(0)
+    model = nn.Transformer(12, 12, d_model=8, n_heads=2, num_encoder_layers=1, num_decoder_layers=2, d_ff=16,
+                           dropout=0.1, norm_first=True, max_len=10).train()
+    src, tgt = np.array([[1, 2, 3, 4], [4, 3, 0, 0]]), np.array([[0, 5, 6], [0, 7, 0]])
+    return model, lambda: F.cross_entropy(model(src, tgt, src_key_padding_mask=src == 0), np.array([[5, 6, 7],
+                                                                                                     [7, 1, 1]]))
+
+
 def neuron():
     x = Tensor([1.0, -2.0, 0.5])
     w, b = Tensor([0.3, 0.1, -0.4], requires_grad=True), Tensor(0.2, requires_grad=True)
@@ -125,6 +134,7 @@ MODELS = {
     "embedding, positions, encoder, head, cross-entropy": token_model_cross_entropy,
     "cross-attention with a padding mask": cross_attention,
     "learned positions, GELU feed-forward, layer norm": gelu_feed_forward_learned_positions,
+    "encoder-decoder Transformer, pre-LN, training, padding": transformer_training,
     "a neuron": neuron,
 }
 

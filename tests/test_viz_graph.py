@@ -454,3 +454,23 @@ def test_autograd_basics_draws_its_neuron_with_values(tmp_path):
     assert result["paths"] == [str(tmp_path / "neuron.svg"), str(tmp_path / "neuron.png")]
     texts = {" ".join("".join(t.itertext()).split()) for t in ET.fromstring(svg).iter(f"{SVG}text")}
     assert {"tanh", "data 0.1603", "grad [-0.7927, 1.5854, -0.3964]"} <= texts
+
+
+# ----- the decoder ---------------------------------------------------------------
+def test_the_transformer_draws_encoder_decoder_cross_attention_and_the_causal_mask():
+    manual_seed(0)
+    model = nn.Transformer(12, 12, d_model=8, n_heads=2, num_encoder_layers=2, num_decoder_layers=2,
+                           d_ff=16, dropout=0.0, max_len=10)
+    loss = F.cross_entropy(model(np.array([[1, 2, 3, 4]]), np.array([[0, 5, 6]])), np.array([[5, 6, 7]]))
+    clusters, nodes, edges = parse(viz.draw_graph(loss, model, depth=3).source)
+    assert {"cluster_encoder", "cluster_decoder"} <= set(clusters)
+    boxes = {label.split("<b>")[1].split(" · ")[0]: n for n, (label, _) in nodes.items() if n.startswith("m")}
+    memory = [src for src, dst, _ in edges if dst == boxes["decoder.layers.0.cross_attn"]
+              and nodes.get(src, ("", None))[1] == "cluster_encoder.norm"]
+    assert len(memory) == 1  # the encoder's output (its final norm) ...
+    memory = memory[0]
+    for i in range(2):  # ... goes into the cross-attention of every decoder layer
+        assert (memory, boxes[f"decoder.layers.{i}.cross_attn"]) in {(s, d) for s, d, _ in edges}
+    causal = [n for n, (label, _) in nodes.items() if "causal mask (True = masked)<br/>(3, 3)" in label]
+    assert len(causal) == 1  # one named input of masked self-attention, in every decoder layer
+    assert {d for s, d, _ in edges if s == causal[0]} == {boxes[f"decoder.layers.{i}.self_attn"] for i in range(2)}

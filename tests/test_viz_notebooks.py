@@ -11,7 +11,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = sorted((ROOT / "docs" / "notebooks").glob("*.ipynb"))
-PARTS = ["your_first_model", "self_attention_by_hand", "positions", "encoder_trained", "graph_at_every_depth"]
+PARTS = ["your_first_model", "self_attention_by_hand", "positions", "encoder_trained", "graph_at_every_depth",
+         "decoder"]
 
 
 def test_one_notebook_per_part_stored_without_outputs():
