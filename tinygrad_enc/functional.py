@@ -74,6 +74,8 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
     q[np.flatnonzero(kept), target[kept]] = 1.0
     if label_smoothing:
         q = (1.0 - label_smoothing) * q + kept[:, None] * (label_smoothing / classes)
+    q = Tensor._wrap(q.astype(logits.dtype, copy=False))
+    q.name = names.TARGET
     log_p = log_softmax(logits.reshape(-1, classes), axis=-1)
     return -(log_p * q).sum() * (1.0 / max(int(kept.sum()), 1))
 

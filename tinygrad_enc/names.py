@@ -16,6 +16,7 @@ Z = "Z"                              # weights·V, per head
 CONCAT = "concat"                    # the heads side by side again, (B, T, d_model), before W^O
 RESIDUAL = "residual"                # x + sublayer(x)
 DROPOUT_MASK = "dropout mask"        # the keep-mask / (1 - p) that dropout multiplies by
+TARGET = "target distribution"       # cross_entropy's one-hot (or smoothed) targets, (N, C)
 
 SPLIT_INTO_HEADS = (Q, K, V)         # the tensors MultiHeadAttention reshapes into (B, H, T, d_k)
 
