@@ -181,7 +181,7 @@ def topological_order(root, include_constants=False):
     """The tensors behind `root`, each once, every tensor after the tensors it
     was computed from (post-order of an iterative depth-first search, first
     inputs first). Only those that require grad, unless `include_constants`
-    (viz draws those too)."""
+    (viz draws those too, and the ops kept for drawing only: `_origin`, see apply)."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
@@ -193,8 +193,12 @@ def topological_order(root, include_constants=False):
             continue
         visited.add(id(tensor))
         stack.append((tensor, True))
-        if tensor._ctx is not None:
-            stack.extend((parent, False) for parent in reversed(tensor._ctx.parents)
+        ctx = tensor._ctx
+        if ctx is None and include_constants:
+            ctx = getattr(tensor, "_origin", None)
+            ctx = None if isinstance(ctx, str) else ctx  # run under no_grad: its inputs are unknown
+        if ctx is not None:
+            stack.extend((parent, False) for parent in reversed(ctx.parents)
                          if (include_constants or parent._requires_grad)
                          and id(parent) not in visited)
     return order

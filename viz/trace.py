@@ -204,30 +204,13 @@ def mask_kind(mask) -> str:
     return "padding" if mask.any() and (mask == columns).all() else ""
 
 
-def walk(output):
-    """Every tensor behind `output` once, each after the tensors it was computed from
-    (post-order of an iterative depth-first search, inputs in order)."""
-    order, visited, stack = [], set(), [(output, False)]
-    while stack:
-        t, expanded = stack.pop()
-        if expanded:
-            order.append(t)
-            continue
-        if id(t) in visited:
-            continue
-        visited.add(id(t))
-        stack.append((t, True))
-        op = made_by(t)
-        if op is not None:
-            stack.extend((p, False) for p in reversed(op.parents) if id(p) not in visited)
-    return order
-
-
 def trace(output, model=None) -> Trace:
     """Walk the graph behind `output` (a Tensor made by ops) and describe it; see the module docstring."""
+    from tinygrad_enc.tensor import topological_order  # imported when drawn, as in _Tracer
+
     tracer = _Tracer(model)
     first_consumer = {}
-    order = walk(output)
+    order = topological_order(output, include_constants=True)  # every op that ran, each after its inputs
     for t in order:  # who reads each leaf first: names unnamed parameters after that module
         op = made_by(t)
         if op is not None:
