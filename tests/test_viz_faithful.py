@@ -214,4 +214,7 @@ def test_what_cannot_be_drawn_is_said_on_the_picture():
         leaves(out, layer)
     source = viz.draw_graph(out, layer).source
     assert "made by softmax under no_grad: not recorded, its inputs not drawn" in source
-    assert "made under no_grad: not recorded" in source  # and the legend says what the dashed box is
+    assert "made under no_grad or detached: not recorded" in source  # and the legend says what the dashed box is
+    cut = (layer(Tensor(np.ones((2, 4)))) * 2.0).detach()
+    detached = ("unrecorded", None, "detached: cut from the graph, what made it not drawn")
+    assert detached in leaves(layer(cut).sum(), layer)

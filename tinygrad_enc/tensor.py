@@ -406,7 +406,9 @@ class Tensor:
 
     def detach(self):
         """The same values, cut from the graph (shares memory, like PyTorch)."""
-        return Tensor._wrap(self.data)
+        out = Tensor._wrap(self.data)
+        out._origin = "detach"  # a drawing says where the graph was cut
+        return out
 
     def __repr__(self):
         made_by = f", op={self._ctx.op_name}" if self._ctx is not None else ""

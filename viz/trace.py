@@ -135,6 +135,9 @@ class _Tracer:
         if isinstance(t, self.parameter_type) or id(t) in self.param_paths:
             return self.add("parameter", t.shape, name=self._param_name(t, consumer), tensor=t)
         made_by = getattr(t, "_origin", None)
+        if made_by == "detach":
+            return self.add("unrecorded", t.shape, name=t.name, tensor=t,
+                            note="detached: cut from the graph, what made it not drawn")
         if isinstance(made_by, str):
             return self.add("unrecorded", t.shape, name=t.name, tensor=t,
                             note=f"made by {made_by} under no_grad: not recorded, its inputs not drawn")
