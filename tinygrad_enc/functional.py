@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from . import ops
+from . import names, ops
 from . import random as _random
 from .checks import (broadcast_shape, check_mask, flag, integer, normalize_axes, number,
                      shape_arg, shape_str, torch_names)
@@ -110,8 +110,10 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     target, kept = _class_targets("cross_entropy", logits, target, ignore_index)
     if reduction == "mean":  # the training loss: one fused op (ops.CrossEntropy)
         classes = logits.shape[-1]
-        return apply(CrossEntropy, logits.reshape(-1, classes), Tensor._wrap(target.reshape(-1)),
-                     kept=kept.reshape(-1), smoothing=label_smoothing)
+        targets = Tensor._wrap(target.reshape(-1))
+        targets.name = names.TARGET
+        return apply(CrossEntropy, logits.reshape(-1, classes), targets, kept=kept.reshape(-1),
+                     smoothing=label_smoothing)
     return _reduce(_class_losses(logits, target, kept, label_smoothing), reduction,
                    int(kept.sum()))
 
@@ -310,7 +312,9 @@ def dropout(x, p=0.5, training=True):
         return x * 0.0
     scale = (_random.generator().random(x.shape) >= p).astype(x.dtype)
     scale *= 1.0 / (1.0 - p)  # in place: one array, already in x's dtype
-    return x * Tensor._wrap(scale)
+    mask = Tensor._wrap(scale)
+    mask.name = names.dropout_mask(p)
+    return x * mask
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
@@ -351,14 +355,14 @@ def _attention(q, k, v, mask, dropout_p):
     scores), so that MultiHeadAttention's masks are checked once, where the
     learner passed them."""
     scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))  # (..., T_q, T_k)
-    scores.name = "scores"
+    scores.name = names.SCORES
     if mask is not None:
         scores = apply(ops.MaskedFill, scores, mask=mask, value=-np.inf)
     weights = softmax(scores, axis=-1)
-    weights.name = "attention weights"
+    weights.name = names.WEIGHTS
     attended = dropout(weights, dropout_p, training=dropout_p > 0)
     out = attended @ v
-    out.name = "Z"
+    out.name = names.Z
     return out, weights
 
 
