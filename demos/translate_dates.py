@@ -17,7 +17,8 @@ Training is teacher forcing: the decoder input is the target shifted right
 [end]). Testing decodes greedily from [start] alone, on 1,000 dates never
 seen in training. Writes to --out: loss_curve.png, self_attention_layer{L}.png
 and cross_attention_layer{L}.png (one panel per head), output_distribution.png
-(the softmax at every step), translate_dates.npz.
+(the softmax at every step), transformer_graph.svg (the graph at depth 2),
+translate_dates.npz.
 """
 import argparse
 import datetime
@@ -202,6 +203,33 @@ def decoder_pictures(model, text, out):
     return paths
 
 
+def month_attention(model, text, month):
+    """How much of the month digits' encoder-decoder attention falls on the
+    letters of the month's name in `text`: (layer, head) -> share, for the
+    greedy translation of `text` (the month digits are output characters 5 and 6)."""
+    src = encode_sources([text])
+    out_ids = model.generate(src, 11, START, END)[0]
+    with no_grad():
+        model(src, np.concatenate([[START], out_ids[:-1]])[None, :])
+    start = text.lower().index(month.lower())
+    shares = {}
+    for i, layer in enumerate(model.decoder.layers):
+        weights = layer.cross_attn.attn_weights[0]           # (H, T_out, S)
+        on_name = weights[:, 5:7, start:start + len(month)].sum(axis=-1).mean(axis=-1)
+        shares.update({(i, h): float(share) for h, share in enumerate(on_name)})
+    return shares
+
+
+def transformer_graph(model, out):
+    """The computation graph of one training loss, drawn at depth 2 (the
+    embeddings, the encoder and decoder with their layers, the generator)."""
+    src, tgt = encode_sources(["28 Nov 2026"]), encode_targets([datetime.date(2026, 11, 28)])
+    tgt_in = np.concatenate([np.full((1, 1), START), tgt[:, :-1]], axis=1)
+    loss = F.cross_entropy(model(src, tgt_in), tgt)
+    return viz.render(viz.draw_graph(loss, model, depth=2), Path(out) / "transformer_graph",
+                      format="svg")
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
@@ -245,6 +273,11 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     paths = [viz.loss_curve(result["history"], out / "loss_curve.png")]
     paths += decoder_pictures(model, example, out)
+    paths.append(transformer_graph(model, out))
+    result["month_attention"] = month_attention(model, example, "November")
+    (layer, head), share = max(result["month_attention"].items(), key=lambda item: item[1])
+    print(f"the month digits of {example!r}: layer {layer}, head {head} puts {share:.2f} of "
+          "their encoder-decoder attention on the letters of 'November'")
     nn.save(model, out / "translate_dates.npz")
     paths.append(str(out / "translate_dates.npz"))
     for path in paths:
