@@ -39,11 +39,9 @@ def test_diamond_counts_both_paths():
 def test_backward_through_a_100000_op_chain():
     x = Tensor(1.5, requires_grad=True, dtype=np.float64)
     y = x
-    start = time.perf_counter()
     for _ in range(100_000):
         y = -y
-    y.backward()
-    assert time.perf_counter() - start < 4.0  # about 1 s here
+    y.backward()  # iterative: no recursion limit (speed is benchmarks/' business)
     assert x.grad == 1.0  # an even number of negations
     del y  # freeing the chain must not recurse either
 
@@ -319,9 +317,8 @@ def test_randn_draws_in_the_requested_dtype():
 # ----- what the module docstrings claim ---------------------------------------------------
 def test_module_docstrings_name_the_fused_ops_that_functional_uses():
     from tinygrad_enc import ops
-    from tinygrad_enc.tensor import Function
     fused = [v.op_name if isinstance(v.op_name, str) else v.__name__.lower()
-             for v in vars(F).values() if isinstance(v, type) and issubclass(v, Function)]
+             for v in vars(F).values() if isinstance(v, type) and issubclass(v, ops.Op)]
     assert sorted(fused) == ["layer_norm", "log_softmax", "softmax"]
     for name in fused:  # functional calls them; ops defines them
         assert f"`{name}`" in F.__doc__ and f"`{name}`" in ops.__doc__, name

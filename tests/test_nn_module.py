@@ -247,10 +247,10 @@ def test_ops_record_module_paths_and_nested_parents():
     assert scope_chain(scopes["layers.0.ffn.linear1"]) == \
         ["layers.0.ffn.linear1", "layers.0.ffn", "layers.0", ""]
     q_proj = scopes["layers.1.self_attn.q_proj"]
-    assert q_proj.kind == "Linear" and q_proj.module_id == id(enc.layers[1].self_attn.q_proj)
+    assert q_proj.kind == "Linear" and q_proj.module is enc.layers[1].self_attn.q_proj
     root = scopes["layers.0"].parent  # the encoder's own forward makes no op
     assert root is scopes["layers.1"].parent and root.parent is None
-    assert (root.path, root.kind, root.module_id) == ("", "TransformerEncoder", id(enc))
+    assert (root.path, root.kind) == ("", "TransformerEncoder") and root.module is enc
     # exactly the paths of the modules that made ops (dropout is the identity here)
     ran = {path for path, m in enc.named_modules()
            if not isinstance(m, (nn.Dropout, nn.ModuleList, nn.TransformerEncoder))}
@@ -314,6 +314,6 @@ def test_paths_follow_a_replaced_submodule():
     manual_seed(1)
     enc.layers[0].ffn.linear2, enc.layers[1].ffn.linear2 = \
         enc.layers[1].ffn.linear2, enc.layers[0].ffn.linear2
-    paths = {ctx.scope.path: ctx.scope.module_id for ctx in graph_functions(enc(leaf(1, 3, 8)))}
+    paths = {ctx.scope.path: id(ctx.scope.module) for ctx in graph_functions(enc(leaf(1, 3, 8)))}
     assert paths["layers.0.ffn.linear2"] == id(enc.layers[0].ffn.linear2)
     assert paths["layers.1.ffn.linear2"] == id(enc.layers[1].ffn.linear2)

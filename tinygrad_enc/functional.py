@@ -12,20 +12,21 @@ import math
 import numpy as np
 
 from . import random as _random
+from .checks import check_mask, normalize_axes, shape_str
 from .ops import LayerNorm, LogSoftmax, Softmax
-from .tensor import Tensor, check_mask, normalize_axes, shape_str
+from .tensor import Tensor, apply, array_of
 
 
 def softmax(x, axis=-1):
     """exp(x_i) / sum_j exp(x_j) along `axis`: turns scores into weights that
     are positive and sum to 1. Stable for any finite logits; a row that is all
     -inf (everything masked) becomes all zeros, not NaN."""
-    return Softmax.apply(x, axis=normalize_axes("softmax", axis, x.ndim))
+    return apply(Softmax, x, axis=normalize_axes("softmax", axis, x.ndim))
 
 
 def log_softmax(x, axis=-1):
     """log(softmax(x)), computed as x - logsumexp(x) so it never overflows."""
-    return LogSoftmax.apply(x, axis=normalize_axes("log_softmax", axis, x.ndim))
+    return apply(LogSoftmax, x, axis=normalize_axes("log_softmax", axis, x.ndim))
 
 
 def relu(x):
@@ -86,7 +87,7 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
         raise ValueError(f"layer_norm: input {shape_str(x.shape)} does not end in the "
                          f"normalized shape {shape_str(shape)}")
     axes = tuple(range(x.ndim - len(shape), x.ndim))
-    out = LayerNorm.apply(x, axes=axes, eps=eps)
+    out = apply(LayerNorm, x, axes=axes, eps=eps)
     if weight is not None:
         out = out * weight
     if bias is not None:
@@ -131,7 +132,7 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))
     scores.name = "scores"
     if mask is not None:
-        mask = check_mask("scaled_dot_product_attention", mask, scores.shape,
+        mask = check_mask("scaled_dot_product_attention", array_of(mask), scores.shape,
                           target="the scores' shape (..., T_q, T_k)")
         scores = scores.masked_fill(mask, -np.inf)
     weights = softmax(scores, axis=-1)
@@ -140,3 +141,45 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     out = attended @ v
     out.name = "Z"
     return out, weights
+
+
+def normalize(input, p=2.0, dim=None, eps=1e-12, axis=None):
+    """input / max(||input||_p, eps) along `dim` (or `axis`, its numpy name;
+    default 1, as PyTorch): every slice along that axis scaled to length 1 in
+    the p-norm (p = float("inf"): the largest |x|). Sentence embeddings are
+    L2-normalised this way, so their dot product is their cosine similarity.
+
+    `eps` keeps an all-zero slice at zero instead of 0/0. The norm's gradient
+    goes through only where the norm exceeds eps (elsewhere the divisor is the
+    constant eps), and the norm is computed from a stand-in 1 there, so an
+    all-zero slice has a finite gradient, 1/eps, and a zero element adds
+    nothing to the norm's gradient, as in PyTorch.
+    """
+    if not isinstance(input, Tensor):
+        raise TypeError(f"normalize: input must be a Tensor, got {type(input).__name__}")
+    if not np.issubdtype(input.dtype, np.floating):
+        raise TypeError(f"normalize: input must be floating-point (as in PyTorch), got dtype "
+                        f"{input.dtype}")
+    if dim is not None and axis is not None and dim != axis:
+        raise TypeError(f"normalize: got dim={dim!r} and axis={axis!r}; give one of them")
+    chosen = dim if dim is not None else axis
+    axes = normalize_axes("normalize", 1 if chosen is None else chosen, input.ndim)
+    if isinstance(p, bool) or not isinstance(p, (int, float, np.integer, np.floating)) or not p > 0:
+        raise ValueError(f"normalize: p must be a positive number or float('inf'), got {p!r}")
+    if not eps >= 0:
+        raise ValueError(f"normalize: eps must be >= 0, got {eps!r}")
+    x = input  # the usual name from here on (`input` is PyTorch's keyword)
+    if math.isinf(p):
+        norm = x.abs().max(axes, keepdims=True)
+        big = norm.data > eps
+    else:
+        p = float(p)
+        if p == 2.0:
+            powered = x * x
+        else:  # |x|^p from a stand-in 1 at zeros: d|x|^p/dx is infinite at 0 for p < 1
+            nonzero = x.data != 0
+            powered = Tensor.where(nonzero, Tensor.where(nonzero, x.abs(), 1.0) ** p, 0.0)
+        total = powered.sum(axes, keepdims=True)            # sum |x|^p, keeps the reduced axes
+        big = total.data ** (1.0 / p) > eps
+        norm = Tensor.where(big, total, 1.0) ** (1.0 / p)  # the p-th root of 1 where it is not used
+    return x / Tensor.where(big, norm, eps)

@@ -1,51 +1,51 @@
-"""Every primitive op: its forward and its backward side by side.
+"""Every primitive op: array math only, its forward and its backward side by side.
 
-Each op is a `Function` with `forward(*arrays) -> array` and
-`backward(grad) -> gradient for each input`. The comment on top of each
-backward is the derivative it implements, with g the gradient of the output.
-A backward may return a gradient in the op's broadcast shape: the graph walk
-in tensor.py sums it back to each input's shape.
+Each op is a small class with `forward(*arrays, **kwargs) -> array` and
+`backward(g) -> one gradient per input` (None for an input that needs none),
+where g is the gradient of the op's output. The comment on top of each
+backward is the derivative it implements. This file knows nothing of Tensors
+or of the graph: `tensor.apply` runs a forward on the tensors' arrays, records
+the op in the graph, and later the walk calls its backward. A backward may
+return a gradient in the op's broadcast shape: the walk sums it back to each
+input's shape (`unbroadcast`), so broadcasting is undone in one place.
 
-Three ops at the end are fused: `softmax`, `log_softmax` and `layer_norm`
-each do in one forward and one hand-written backward what several
-primitives would (faster, and stable for huge logits); the functions of the
-same names in functional.py call them. `mean` and `var` are composed from
-primitives in tensor.py; attention and the losses in functional.py.
+The ops come in families: elementwise with two inputs, elementwise with one,
+the matrix product, reductions, shape and movement, and three fused ops at
+the end: `softmax`, `log_softmax` and `layer_norm` each do in one forward and
+one hand-written backward what several primitives would (faster, and stable
+for huge logits); the functions of the same names in functional.py call them.
+`mean` and `var` are composed from primitives in tensor.py; attention and the
+losses in functional.py.
 """
 import math
 
 import numpy as np
 
 from .special import erf
-from .tensor import Function, as_float, shape_str
 
 
-class _FloatResult(Function):
-    """An op whose result is a float whatever its inputs: when none of them is
-    a float, they become float32 first (PyTorch's default dtype; numpy would
-    give float64). Float inputs are untouched."""
+class Op:
+    """One primitive. `apply` (tensor.py) sets `needs_grad`, one bool per
+    input, when it records the op; a backward uses it to skip gradients
+    nobody asked for.
 
-    @classmethod
-    def apply(cls, *inputs, **kwargs):
-        if not any(t.dtype.kind == "f" for t in inputs):
-            inputs = [as_float(t) for t in inputs]
-        return super().apply(*inputs, **kwargs)
+    float_result: the result is a float whatever the inputs, so integer or
+    boolean inputs become float32 first (PyTorch's default dtype; numpy
+    would give float64). array_inputs: attributes holding arrays the op read
+    besides its tensors (a mask, an index), which a drawing shows as inputs.
+    """
+    float_result = False
+    array_inputs = ()
+    out_version = 0  # the output's version when the op made it (in-place ops raise it)
+
+    @property
+    def op_name(self):
+        """The op's readable name (`matmul`, `softmax`); a class may set its own."""
+        return type(self).__name__.lower()
 
 
 # ----- elementwise, two inputs (numpy broadcasting) ---------------------------
-class _Binary(Function):
-    """Two inputs under numpy broadcasting; a shape clash names the op."""
-
-    @classmethod
-    def apply(cls, a, b):
-        try:
-            return super().apply(a, b)
-        except ValueError:
-            raise ValueError(f"{cls.__name__.lower()}: shapes {shape_str(a.shape)} and "
-                             f"{shape_str(b.shape)} do not broadcast together") from None
-
-
-class Add(_Binary):
+class Add(Op):
     def forward(self, a, b):
         return a + b
 
@@ -54,7 +54,7 @@ class Add(_Binary):
         return g, g
 
 
-class Sub(_Binary):
+class Sub(Op):
     def forward(self, a, b):
         return a - b
 
@@ -63,7 +63,7 @@ class Sub(_Binary):
         return g, -g if self.needs_grad[1] else None
 
 
-class Mul(_Binary):
+class Mul(Op):
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -74,7 +74,9 @@ class Mul(_Binary):
                 g * self.a if self.needs_grad[1] else None)
 
 
-class Div(_FloatResult, _Binary):
+class Div(Op):
+    float_result = True
+
     def forward(self, a, b):
         self.b = b
         self.out = a / b
@@ -87,7 +89,7 @@ class Div(_FloatResult, _Binary):
 
 
 # ----- elementwise, one input -------------------------------------------------
-class Neg(Function):
+class Neg(Op):
     def forward(self, x):
         return -x
 
@@ -96,7 +98,7 @@ class Neg(Function):
         return -g
 
 
-class Pow(Function):
+class Pow(Op):
     def forward(self, x, exponent):
         self.x, self.exponent = x, exponent
         return x ** exponent
@@ -109,7 +111,9 @@ class Pow(Function):
         return g * n * self.x ** (n - 1)
 
 
-class Exp(_FloatResult):
+class Exp(Op):
+    float_result = True
+
     def forward(self, x):
         self.out = np.exp(x)
         return self.out
@@ -119,7 +123,9 @@ class Exp(_FloatResult):
         return g * self.out
 
 
-class Log(_FloatResult):
+class Log(Op):
+    float_result = True
+
     def forward(self, x):
         self.x = x
         return np.log(x)
@@ -129,7 +135,9 @@ class Log(_FloatResult):
         return g / self.x
 
 
-class Sqrt(_FloatResult):
+class Sqrt(Op):
+    float_result = True
+
     def forward(self, x):
         self.out = np.sqrt(x)
         return self.out
@@ -139,7 +147,9 @@ class Sqrt(_FloatResult):
         return g / (2 * self.out)
 
 
-class Tanh(_FloatResult):
+class Tanh(Op):
+    float_result = True
+
     def forward(self, x):
         self.out = np.tanh(x)
         return self.out
@@ -149,7 +159,9 @@ class Tanh(_FloatResult):
         return g * (1 - self.out * self.out)
 
 
-class Sigmoid(_FloatResult):
+class Sigmoid(Op):
+    float_result = True
+
     def forward(self, x):
         # exp of -|x| only, so neither branch overflows
         e = np.exp(-np.abs(x))
@@ -161,7 +173,7 @@ class Sigmoid(_FloatResult):
         return g * self.out * (1 - self.out)
 
 
-class ReLU(Function):
+class ReLU(Op):
     def forward(self, x):
         self.positive = x > 0
         return np.maximum(x, 0)  # NaN stays NaN, as in PyTorch
@@ -171,7 +183,7 @@ class ReLU(Function):
         return g * self.positive
 
 
-class Abs(Function):
+class Abs(Op):
     def forward(self, x):
         self.x = x
         return np.abs(x)
@@ -188,9 +200,11 @@ _SQRT_2 = math.sqrt(2)
 _SQRT_2PI = math.sqrt(2 * math.pi)
 
 
-class GELU(_FloatResult):
+class GELU(Op):
     """x * Phi(x), Phi the standard normal CDF (exact, via erf), or PyTorch's
     tanh approximation 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    float_result = True
+
 
     def forward(self, x, approximate):
         self.x, self.approximate = x, approximate
@@ -213,26 +227,10 @@ class GELU(_FloatResult):
 
 
 # ----- matrix product ---------------------------------------------------------
-class MatMul(Function):
+class MatMul(Op):
     """a @ b with numpy's rules: batch dimensions broadcast, 1-D operands are a
-    row (left) or a column (right) vector that is dropped from the result."""
-
-    @classmethod
-    def apply(cls, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise ValueError(f"matmul: {shape_str(a.shape)} @ {shape_str(b.shape)}: both "
-                             "operands need at least one dimension (use * for scalars)")
-        k_a, k_b = a.shape[-1], b.shape[-2] if b.ndim > 1 else b.shape[0]
-        if k_a != k_b:
-            raise ValueError(f"matmul: {shape_str(a.shape)} @ {shape_str(b.shape)}: inner "
-                             f"sizes {k_a} and {k_b} differ")
-        try:
-            np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-        except ValueError:
-            raise ValueError(f"matmul: {shape_str(a.shape)} @ {shape_str(b.shape)}: batch "
-                             f"dimensions {shape_str(a.shape[:-2])} and "
-                             f"{shape_str(b.shape[:-2])} do not broadcast") from None
-        return super().apply(a, b)
+    row (left) or a column (right) vector that is dropped from the result.
+    (tensor.py checks the shapes before it gets here.)"""
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -255,7 +253,7 @@ class MatMul(Function):
                 grad_a = grad_a[..., 0, :]
         if self.needs_grad[1]:
             if b.ndim == 2:  # one weight shared by all batch rows: a single 2-D product
-                grad_b = a.reshape(-1, a.shape[-1]).T @ g.reshape(-1, g.shape[-1])
+                grad_b = _rows(a).T @ _rows(g)
             else:
                 grad_b = np.swapaxes(a, -1, -2) @ g
             if self.b.ndim == 1:
@@ -268,12 +266,17 @@ def _matmul(a, b):
     done as one 2-D product of all the rows: numpy would loop over the stack,
     one small BLAS call per matrix (a Linear layer on (B, T, d) is this case)."""
     if a.ndim > 2 and b.ndim == 2:
-        return (a.reshape(-1, a.shape[-1]) @ b).reshape(a.shape[:-1] + b.shape[-1:])
+        return (_rows(a) @ b).reshape(a.shape[:-1] + b.shape[-1:])
     return a @ b
 
 
+def _rows(x):
+    """(..., K) as one (rows, K) matrix (explicit sizes: reshape(-1, 0) is ambiguous)."""
+    return x.reshape(math.prod(x.shape[:-1]), x.shape[-1])
+
+
 # ----- reductions -------------------------------------------------------------
-class Sum(Function):
+class Sum(Op):
     def forward(self, x, axis, keepdims):
         self.shape, self.axis, self.keepdims = x.shape, axis, keepdims
         return np.asarray(x.sum(axis=axis, keepdims=keepdims))
@@ -285,23 +288,24 @@ class Sum(Function):
         return np.broadcast_to(g, self.shape)
 
 
-class Max(Function):
+class Max(Op):
     def forward(self, x, axis, keepdims):
         self.x, self.axis, self.keepdims = x, axis, keepdims
         self.out = x.max(axis=axis, keepdims=True)
         return np.asarray(self.out if keepdims else self.out.squeeze(axis))
 
     def backward(self, g):
-        # d(max x)/dx_i = 1 at the maximum (shared equally among ties), else 0
+        # d(max x)/dx_i = 1 at the maximum (shared equally among ties), else 0;
+        # a NaN is the maximum of its row (it propagates), so it gets the gradient
         if not self.keepdims:
             g = np.expand_dims(g, self.axis)
-        winners = self.x == self.out
+        winners = (self.x == self.out) | (np.isnan(self.x) & np.isnan(self.out))
         ties = winners.sum(axis=self.axis, keepdims=True).astype(g.dtype)  # int would make g float64
         return winners * (g / ties)
 
 
 # ----- shape and movement ------------------------------------------------------
-class Reshape(Function):
+class Reshape(Op):
     def forward(self, x, shape):
         self.shape = x.shape
         return x.reshape(shape)
@@ -311,7 +315,7 @@ class Reshape(Function):
         return g.reshape(self.shape)
 
 
-class Permute(Function):
+class Permute(Op):
     def forward(self, x, axes):
         self.axes = axes
         return x.transpose(axes)
@@ -321,7 +325,7 @@ class Permute(Function):
         return g.transpose(np.argsort(self.axes))
 
 
-class Expand(Function):
+class Expand(Op):
     def forward(self, x, shape):
         return np.broadcast_to(x, shape)
 
@@ -330,13 +334,14 @@ class Expand(Function):
         return g
 
 
-class GetItem(Function):
+class GetItem(Op):
+    """x[index]: basic indexing (ints, slices, None, ...), integer arrays (int64,
+    tensor.py sees to that) and boolean masks, with numpy's rules."""
+    array_inputs = ("index",)
+
     def forward(self, x, index):
         self.shape, self.index = x.shape, index
-        try:
-            return np.asarray(x[index])
-        except IndexError as e:
-            raise IndexError(f"getitem: index {index!r} into shape {shape_str(x.shape)}: {e}") from None
+        return np.asarray(x[index])
 
     def backward(self, g):
         # each picked element gets its g; an index picked twice gets the sum
@@ -359,8 +364,9 @@ def _has_integer_array(index):
     return any(isinstance(p, (list, np.ndarray)) and np.asarray(p).dtype != np.bool_ for p in parts)
 
 
-class MaskedFill(Function):
+class MaskedFill(Op):
     op_name = "masked_fill"
+    array_inputs = ("mask",)
 
     def forward(self, x, mask, value):
         self.mask = mask
@@ -371,7 +377,9 @@ class MaskedFill(Function):
         return np.where(self.mask, 0, g).astype(g.dtype, copy=False)
 
 
-class Where(Function):
+class Where(Op):
+    array_inputs = ("condition",)
+
     def forward(self, a, b, condition):
         self.condition = condition
         return np.where(condition, a, b)
@@ -383,27 +391,7 @@ class Where(Function):
                 np.where(self.condition, zero, g) if self.needs_grad[1] else None)
 
 
-class Split(Function):
-    """x cut along `axis` into pieces of `sizes`: views of x, no copies. One op
-    with several outputs, so its backward runs once for all the pieces and
-    fills one x-sized array (a getitem per piece would each fill an x-sized
-    array of zeros, and the walk would add them up)."""
-
-    def forward(self, x, sizes, axis):
-        self.shape, self.axis = x.shape, axis
-        self.bounds = np.cumsum(sizes[:-1], dtype=int)
-        return tuple(np.split(x, self.bounds, axis=axis))
-
-    def backward(self, grads):
-        # each piece's gradient back in its place; zeros for a piece that got none
-        dtype = next(g.dtype for g in grads if g is not None)
-        grad = np.empty(self.shape, dtype=dtype)
-        for place, g in zip(np.split(grad, self.bounds, axis=self.axis), grads):
-            place[...] = 0 if g is None else g
-        return grad
-
-
-class Cat(Function):
+class Cat(Op):
     def forward(self, *arrays, axis):
         self.axis = axis
         self.bounds = np.cumsum([a.shape[axis] for a in arrays])[:-1]
@@ -423,10 +411,12 @@ def _stable_shift(x, axis):
     return x - np.where(np.isfinite(top), top, 0)
 
 
-class Softmax(_FloatResult):
+class Softmax(Op):
     """exp(x_i) / sum_j exp(x_j) along `axis`. A row whose entries are all -inf
     gives all zeros (PyTorch gives NaN there): a query that may attend to no
     key receives nothing."""
+    float_result = True
+
 
     def forward(self, x, axis):
         self.axis = axis
@@ -444,9 +434,11 @@ class Softmax(_FloatResult):
         return grad
 
 
-class LogSoftmax(_FloatResult):
+class LogSoftmax(Op):
     """x_i - log sum_j exp(x_j) along `axis`, computed from the shifted x so it
     stays finite for logits of +-1e4."""
+    float_result = True
+
     op_name = "log_softmax"
 
     def forward(self, x, axis):
@@ -463,12 +455,14 @@ class LogSoftmax(_FloatResult):
 
 
 # ----- fused: layer norm ---------------------------------------------------------
-class LayerNorm(_FloatResult):
+class LayerNorm(Op):
     """x_hat = (x - mean) / sigma over `axes`, sigma = sqrt(var + eps) with the
     biased variance (divide by n). One op instead of the nine primitives it is
     composed of (two means, subtract, square, add eps, sqrt, divide): layer norm
     runs twice per encoder layer, on every token. The learned scale and shift
     stay outside, in F.layer_norm."""
+    float_result = True
+
     op_name = "layer_norm"
 
     def forward(self, x, axes, eps):

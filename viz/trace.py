@@ -85,7 +85,9 @@ class _Tracer:
             scope = scope.parent
         parent = self.scope_keys[id(scope)] if scope is not None else None
         for s in reversed(chain):
-            path, kind = self.module_paths.get(s.module_id, (s.path, s.kind))
+            module = s.module
+            path, kind = self.module_paths.get(id(module), (s.path, s.kind)) if module is not None \
+                else (s.path, s.kind)
             level = self.clusters[parent].level + 1 if parent is not None else 0
             parent = self._list_clusters(parent, path)
             key = len(self.clusters)

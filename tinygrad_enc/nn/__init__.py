@@ -12,6 +12,7 @@ from .decoder import TransformerDecoder, TransformerDecoderLayer
 from .layers import Dropout, Embedding, LayerNorm, Linear, causal_mask
 from .models import GPT, TokenEmbedding, Transformer
 from .module import Module, ModuleList, Parameter, StateDictError
+from .pooling import cls_pool, mean_pool
 from .positional import LearnedPositionalEmbedding, SinusoidalPositionalEncoding
 from .transformer import FeedForward, TransformerEncoder, TransformerEncoderLayer
 
@@ -20,4 +21,4 @@ __all__ = ["Module", "Parameter", "ModuleList", "StateDictError", "Linear", "Emb
            "LearnedPositionalEmbedding", "MultiHeadAttention", "FeedForward",
            "TransformerEncoderLayer", "TransformerEncoder", "TransformerDecoderLayer",
            "TransformerDecoder", "Transformer", "GPT", "TokenEmbedding", "KVCache", "decoding",
-           "save", "load"]
+           "mean_pool", "cls_pool", "save", "load"]

@@ -13,7 +13,8 @@ mixed by W^O (`out_proj`).
 import numpy as np
 
 from .. import functional as F
-from ..tensor import Tensor, check_mask, shape_str
+from ..checks import check_mask, shape_str
+from ..tensor import Tensor, array_of
 from .layers import Linear
 from .module import Module
 
@@ -106,11 +107,11 @@ class MultiHeadAttention(Module):
         """One boolean mask (True = blocked) that broadcasts to (B, H, T_q, T_k)."""
         blocked = None
         if mask is not None:
-            blocked = check_mask("MultiHeadAttention", mask, scores_shape,
+            blocked = check_mask("MultiHeadAttention", array_of(mask), scores_shape,
                                  target="(B, H, T_q, T_k) =")
         if key_padding_mask is not None:
             B, _, _, T_k = scores_shape
-            padding = check_mask("MultiHeadAttention", key_padding_mask, None,
+            padding = check_mask("MultiHeadAttention", array_of(key_padding_mask), None,
                                  name="key_padding_mask")
             if padding.shape != (B, T_k):
                 raise ValueError(f"MultiHeadAttention: key_padding_mask must be (B, T_k) = "

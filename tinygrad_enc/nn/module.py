@@ -4,14 +4,16 @@ A Module finds its parameters and sub-modules by looking at its own
 attributes, so `self.q_proj = Linear(d, d)` is all it takes to register one.
 Names are dotted paths from the root, as in PyTorch: `layers.0.self_attn.q_proj.weight`.
 
-While a module's forward runs, every op it makes records that module's path
-(a `Scope`), which is how the graph drawing groups ops into boxes per module.
+While a module's forward runs, every op it makes keeps a `Scope`: which
+module made it, inside which call. That is how the graph drawing groups ops
+into boxes per module, and how detect_anomaly and the profiler name modules.
 """
+import weakref
 from collections import namedtuple
 
 import numpy as np
 
-from ..tensor import Scope, Tensor, current_scope, set_scope, shape_str
+from ..tensor import Tensor, current_scope, set_scope, shape_str
 
 
 class Parameter(Tensor):
@@ -37,8 +39,39 @@ class StateDictError(ValueError, RuntimeError):
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
-# Modules whose forward is running, innermost last, each with the Scope it opened.
-_running = []
+
+class Scope:
+    """One module call: a weak reference to the module (an op's record never
+    keeps a model alive) and the scope of the call it was made in (None for
+    the outermost). Opening one costs a few hundred nanoseconds; the dotted
+    path (`layers.0.self_attn`, relative to the outermost call, "" for it) is
+    found only when asked for."""
+    __slots__ = ("module_ref", "kind", "parent", "_path")
+
+    def __init__(self, module, parent):
+        self.module_ref, self.kind, self.parent, self._path = (
+            weakref.ref(module), type(module).__name__, parent, None)
+
+    @property
+    def module(self):
+        """The module, or None if it no longer exists."""
+        return self.module_ref()
+
+    @property
+    def path(self):
+        if self._path is None:
+            if self.parent is None:
+                self._path = ""
+            else:
+                outer, me = self.parent.module, self.module
+                name = next((n for n, m in outer.named_modules() if m is me and n), None) \
+                    if outer is not None and me is not None else None
+                name = name or self.kind
+                self._path = f"{self.parent.path}.{name}" if self.parent.path else name
+        return self._path
+
+    def __repr__(self):
+        return f"Scope({self.path!r}, {self.kind})"
 
 
 class Module:
@@ -61,19 +94,10 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
-        parent = _running[-1] if _running else None
-        if parent is None:
-            path = ""
-        else:
-            name = _child_name(parent[0], self)
-            path = f"{parent[1].path}.{name}" if parent[1].path else name
-        scope = Scope(path, type(self).__name__, id(self), current_scope())
-        previous = set_scope(scope)
-        _running.append((self, scope))
+        previous = set_scope(Scope(self, current_scope()))
         try:
             return self.forward(*args, **kwargs)
         finally:
-            _running.pop()
             set_scope(previous)
 
     # ----- finding parameters and modules ----------------------------------
@@ -159,6 +183,7 @@ class Module:
         for p in self.parameters():
             p.data = p.data.astype(dtype)
             p.grad = None
+            p._version += 1  # a graph made before holds the old arrays
         for _, module, name in self.named_buffers():
             if np.issubdtype(module._buffers[name].dtype, np.floating):
                 setattr(module, name, module._cast_buffer(name, dtype))
@@ -207,6 +232,7 @@ class Module:
             value = np.asarray(value.data if isinstance(value, Tensor) else value)
             if name in own:
                 own[name].data[...] = value
+                own[name]._version += 1  # a graph made before used the old values
             else:
                 module, key = buffers[name]
                 module.register_buffer(key, value.astype(module._buffers[key].dtype))
@@ -221,32 +247,6 @@ class Module:
                  for name, child in self.named_children()]
         head = f"{type(self).__name__}({self.extra_repr()}"
         return head + ("\n  " + "\n  ".join(lines) + "\n)" if lines else ")")
-
-
-def _child_name(parent, child):
-    """The attribute path under which `parent` holds `child` (`self_attn`,
-    `layers.0`); the class name if parent does not hold it.
-
-    This runs on every module call, so a name once found is kept on the parent
-    (by the child's id) and only re-checked, by following it with getattr: a
-    warm forward never searches the module tree, and a module swapped for
-    another is still named right."""
-    known = parent.__dict__.setdefault("_child_names", {})
-    name = known.get(id(child))
-    if name is not None and _follow(parent, name) is child:
-        return name
-    name = next((n for n, m in parent.named_children() if m is child), None) or \
-        next((n for n, m in parent.named_modules() if m is child and n), None)
-    if name is None:
-        return type(child).__name__
-    known[id(child)] = name
-    return name
-
-
-def _follow(module, dotted):
-    for part in dotted.split("."):
-        module = getattr(module, part, None)
-    return module
 
 
 class ModuleList(Module):
