@@ -198,9 +198,26 @@ def decoder_pictures(model, text, out):
                                            out / f"self_attention_layer{i}.png"))
         paths.append(viz.attention_heatmap(layer.cross_attn.attn_weights[0], produced, list(text),
                                            out / f"cross_attention_layer{i}.png"))
-    paths.append(viz.attention_heatmap(probabilities, produced, TGT_NAMES,
-                                       out / "output_distribution.png"))
+    paths.append(output_distribution(probabilities, produced, out / "output_distribution.png"))
     return paths
+
+
+def output_distribution(probabilities, produced, path):
+    """The softmax over the target vocabulary at every step, (steps, vocab), on
+    a log scale so that the runner-ups show beside the near-certain choice."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(np.log10(np.maximum(probabilities, 1e-6)), cmap="viridis", vmin=-6, vmax=0)
+    ax.set_xticks(range(len(TGT_NAMES)), TGT_NAMES, rotation=45, ha="right",
+                  rotation_mode="anchor")
+    ax.set_yticks(range(len(produced)), [f"step {i + 1}: {c}" for i, c in enumerate(produced)])
+    ax.set_xlabel("next character (the target vocabulary)")
+    ax.set_ylabel("decoding step: the character chosen")
+    ax.set_title("softmax(generator(decoder output)) at every step")
+    fig.colorbar(image, ax=ax, label="log10 probability (below 1e-6 shown as 1e-6)")
+    return viz.save_figure(fig, path)
 
 
 def month_attention(model, text, month):
