@@ -283,8 +283,11 @@ def main(argv=None):
         shown = "  ".join(f"{c!r} {p:.3f}" for c, p in candidates)
         print(f"  step {t + 1:2d}: {shown}")
 
-    for text, iso in zip(args.dates, translate(model, args.dates) if args.dates else []):
-        print(f"{text!r} -> {iso}")
+    for text in args.dates:
+        try:
+            print(f"{text!r} -> {translate(model, [text])[0]}")
+        except ValueError as error:  # a character the model has never seen, or too long
+            print(f"{text!r}: {error}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
