@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOUR = (ROOT / "docs" / "tour.md").read_text()
@@ -15,10 +16,15 @@ PROSE = " ".join(TOUR.split())  # line breaks in the markdown do not matter
 sys.path.insert(0, str(ROOT / "demos"))
 
 import graph_tour  # noqa: E402
+import greedy_vs_beam  # noqa: E402
 import positional_encoding  # noqa: E402
 import self_attention_by_hand  # noqa: E402
+import tiny_gpt  # noqa: E402
 import train_encoder  # noqa: E402
+import translate_dates  # noqa: E402
 import viz  # noqa: E402
+from tinygrad_enc import Tensor, nn  # noqa: E402
+import tinygrad_enc.functional as F  # noqa: E402
 
 
 def quiet(demo, tmp_path):
@@ -98,6 +104,65 @@ def test_graph_numbers(tmp_path):
     skip_edges = re.findall(rf"{into_input.group(1)} -> \w+ \[label=\"[^\"]*‖grad‖ ([\d.]+)\"[^\]]*"
                             r"style=dashed", source)
     assert skip_edges == [skip]
+
+
+def test_decoder_numbers(tmp_path):
+    model = translate_dates.build_model()
+    vocab = len(translate_dates.TGT_NAMES)
+    assert_quoted(f"d_ff 128: {model.num_parameters()} parameters",
+                  f"For T = 4 it is `{str(nn.causal_mask(4).astype(int).tolist()).replace(',', '')}`",
+                  f"target vocabulary is {vocab} symbols", f"a (64 -> {vocab}) matrix",
+                  f"scores ln({vocab}) = {np.log(vocab):.3f} nats")
+    eps, right = 0.1, 5
+    q = np.full(vocab, eps / vocab)
+    q[right] += 1 - eps
+    floor = F.cross_entropy(Tensor(np.log(q)[None], dtype=np.float64), np.array([right]),
+                            label_smoothing=eps).item()
+    assert_quoted(f"with eps = {eps} and {vocab} classes the right character gets {q[right]:.4f} "
+                  f"and every other {q[0]:.4f}", f"p equals q, is {floor:.4f} nats")
+
+    r = quiet(greedy_vs_beam, tmp_path)
+    assert_quoted(f'"{" ".join(r["greedy"])}", probability {r["greedy_p"]:.3f}',
+                  f'"{" ".join(r["beam"])}" has probability {r["beam_p"]:.3f}',
+                  "Beam search with 2 beams")
+
+    fed = {}
+    for use_cache in (True, False):  # count the decoder positions each way computes
+        counted = []
+        forward = model._next_logits
+        model._next_logits = lambda tgt, *args, **kw: counted.append(tgt.shape[1]) or \
+            forward(tgt, *args, **kw)
+        out = model.generate(translate_dates.encode_sources(["28 Nov 2026"]), 11, 1, None,
+                             use_cache=use_cache)
+        del model._next_logits
+        fed[use_cache] = sum(counted)
+    steps = out.shape[1]
+    assert fed[True] == steps and fed[False] == steps * (steps + 1) // 2
+    assert_quoted(f"the {steps} characters of a date cost {fed[True]} token passes",
+                  f"1 + 2 + ... + {steps} = {fed[False]}", f"once instead of {steps} times")
+
+    text, chars = tiny_gpt.load_text()
+    assert_quoted(f"against ln({len(chars)}) = {np.log(len(chars)):.3f} for the uniform guess over "
+                  f"its {len(chars)} characters")
+
+
+@pytest.mark.slow
+def test_decoder_training_numbers(tmp_path):
+    r = translate_dates.main(["--out", str(tmp_path / "dates"), "--no-progress"])
+    history = r["history"]["loss"]
+    assert_quoted(f"the first training step scores {history[0]:.3f}",
+                  f"after {r['steps']} steps the loss is {history[-1]:.4f} and the model gets "
+                  f"{r['exact_match']:.1%} of {r['held_out']:,} held-out dates",
+                  f"After training ({r['steps']} steps)")
+    (layer, head), share = max(r["month_attention"].items(), key=lambda item: item[1])
+    assert_quoted(f"layer {layer}, head {head} puts {share:.2f} of their encoder-decoder attention "
+                  'on the letters of "November"')
+    for t in (1, 3, 10, 11):
+        shown = "  ".join(f"{c!r} {p:.3f}" for c, p in r["steps_shown"][t - 1])
+        assert_quoted(f"step {t:2d}: {shown}")
+    g = tiny_gpt.train(progress=False)
+    assert_quoted(f"After {g['steps']} steps the validation loss",
+                  f"is {g['val_loss']:.3f} nats per character")
 
 
 def definition_lines(path, dotted):
