@@ -11,20 +11,7 @@ needs torch and transformers.
 """
 import argparse
 import os
-import statistics
 import time
-
-
-def median_ms(fn, repeats=30, warmup=3):
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return 1e3 * statistics.median(times)
-
 
 SENTENCES = ["The animal didn't cross the street because it was too tired",
              "A man is playing a guitar.",
@@ -40,6 +27,7 @@ def main(argv=None):
         for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             os.environ[name] = str(args.threads)
     import numpy as np  # after the thread settings, which BLAS reads when it loads
+    from bench_encoder import median_seconds  # the same timing as the encoder benchmark
 
     from tinygrad_enc import no_grad, pretrained
     start = time.perf_counter()
@@ -76,8 +64,9 @@ def main(argv=None):
     cases.append(("batch of 32 sentences", tokenizer([SENTENCES[i % 3] for i in range(32)])))
     print(f"{'case':<28} {'ours ms':>9} {'transformers ms':>16}")
     for name, batch in cases:
-        mine = median_ms(lambda: ours(batch))
-        ref = median_ms(lambda: theirs(batch)) if torch is not None else float("nan")
+        mine = 1e3 * median_seconds(lambda: ours(batch), repeats=30)
+        ref = 1e3 * median_seconds(lambda: theirs(batch), repeats=30) if torch is not None \
+            else float("nan")
         print(f"{name:<28} {mine:9.1f} {ref:16.1f}")
 
 
