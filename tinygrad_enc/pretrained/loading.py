@@ -105,7 +105,6 @@ def _tokenizer_options(path):
     if not path.is_file():
         return {}
     config = json.loads(path.read_text(encoding="utf-8"))
-    options = {"lowercase": config.get("do_lower_case", True),
-               "strip_accents": config.get("strip_accents"),
-               "split_cjk": config.get("tokenize_chinese_chars", True)}
-    return options
+    return {"lowercase": config.get("do_lower_case", True),
+            "strip_accents": config.get("strip_accents"),
+            "split_cjk": config.get("tokenize_chinese_chars", True)}
