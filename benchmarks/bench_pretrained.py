@@ -57,7 +57,8 @@ def main(argv=None):
         with torch.no_grad():
             reference(input_ids=torch.from_numpy(batch["input_ids"]),
                       token_type_ids=torch.from_numpy(batch["token_type_ids"]),
-                      attention_mask=torch.from_numpy((~batch["key_padding_mask"]).astype(np.int64)))
+                      attention_mask=torch.from_numpy(
+                          (~batch["key_padding_mask"]).astype(np.int64)))
 
     cases = [(f"1 sentence, {tokenizer([s])['input_ids'].shape[1]} tokens", tokenizer([s]))
              for s in SENTENCES]

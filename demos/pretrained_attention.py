@@ -1,7 +1,7 @@
 """A real pretrained Transformer on this engine: does "it" attend to "animal"?
 
     python demos/pretrained_attention.py                       # the two sentences, every head
-    python demos/pretrained_attention.py --text "The trophy didn't fit in the suitcase because it was too big"
+    python demos/pretrained_attention.py --text "The cup didn't fit in the bag: it was too big"
     python demos/pretrained_attention.py --text "..." --word trophy --head 3.1
 
 "The Illustrated Transformer" shows the word "it" in "The animal didn't cross

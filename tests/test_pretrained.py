@@ -38,8 +38,8 @@ def write_model_dir(path, config=TINY_CONFIG, tensors=None, vocab=TINY_VOCAB):
     the weights of TINY_CONFIG, whatever `config` says) and vocab.txt."""
     path.mkdir(exist_ok=True)
     (path / "config.json").write_text(json.dumps(config))
-    safetensors_numpy.save_file(tensors if tensors is not None else huggingface_tensors(TINY_CONFIG),
-                                str(path / "model.safetensors"))
+    tensors = huggingface_tensors(TINY_CONFIG) if tensors is None else tensors
+    safetensors_numpy.save_file(tensors, str(path / "model.safetensors"))
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     return path
 

@@ -123,7 +123,8 @@ class WordPieceTokenizer:
         self.vocab = {token: i for i, token in enumerate(self.ids_to_tokens)}
         absent = [t for t in SPECIAL_TOKENS if t not in self.vocab]
         if absent:
-            raise ValueError(f"WordPieceTokenizer: the vocabulary lacks the special tokens {absent}")
+            raise ValueError(f"WordPieceTokenizer: the vocabulary lacks the special tokens "
+                             f"{absent}")
         self.lowercase = lowercase
         self.strip_accents = lowercase if strip_accents is None else strip_accents
         self.split_cjk = split_cjk
