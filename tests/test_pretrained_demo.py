@@ -70,3 +70,15 @@ def test_default_run_writes_every_picture(installed, tmp_path):
         assert Path(result["pictures"][name]).read_bytes()[:8] == PNG, name
     assert ET.parse(result["pictures"]["head_graph"]).getroot().tag.endswith("svg")
     assert result["ms_per_sentence"] > 0
+
+
+@pytest.mark.parametrize("head, message", [("3", "expected LAYER.HEAD"), ("a.b", "expected")])
+def test_head_argument_is_checked(head, message, capsys):
+    with pytest.raises(SystemExit):
+        pretrained_attention.main(["--text", "it", "--head", head])
+    assert message in capsys.readouterr().err
+
+
+def test_head_out_of_range(installed, tmp_path):
+    with pytest.raises(SystemExit, match="--head 6.0: the model has layers 0-5 and heads 0-11"):
+        run(["--out", str(tmp_path), "--text", "it was", "--head", "6.0"])
