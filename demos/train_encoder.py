@@ -3,6 +3,7 @@
     python demos/train_encoder.py                  # reverse, 500 steps
     python demos/train_encoder.py --task sort      # 1,000 steps
     python demos/train_encoder.py --steps 50 --out /tmp/quick
+    python demos/train_encoder.py --load out/encoder_reverse.npz --predict 31415926
 
 Every position gets its own answer (the digit that belongs there), so the
 encoder alone is enough: embeddings + positions -> 2 encoder layers -> a
@@ -12,7 +13,10 @@ if the positions are visible. The attention heatmaps in --out show it: an
 anti-diagonal.
 
 Writes to --out: loss_curve.png, attention_layer{L}.png (one panel per head),
-attention_graph.svg, encoder_layer_graph.svg, encoder_{task}.npz.
+attention_graph.svg, encoder_layer_graph.svg, encoder_{task}.npz. With
+--load CHECKPOINT nothing is trained: the saved model (built with the same
+sizes, so pass the sizes it was trained with if they were not the defaults)
+answers --predict DIGITS, one sequence of --length digits.
 """
 import argparse
 import time
@@ -127,16 +131,15 @@ def save_pictures(result, task, out):
     out.mkdir(parents=True, exist_ok=True)
     model, example = result["model"], result["example"]
     digits = [str(d) for d in example]
-    tokens = [f"{i}:{d}" for i, d in enumerate(example)]  # position:digit on heatmap axes
     paths = [viz.loss_curve(result["history"], out / "loss_curve.png")]
 
     predict(model, example[None, :])  # fills every layer's attn_weights for this sequence
     for i, layer in enumerate(model.encoder.layers):
-        paths.append(viz.attention_heatmap(layer.self_attn.attn_weights[0], tokens, tokens,
-                                           out / f"attention_layer{i}.png"))
+        paths.append(viz.attention_heatmap(layer.self_attn.attn_weights[0], digits, digits,
+                                           out / f"attention_layer{i}.png", title=f"layer {i}"))
     last = model.encoder.layers[len(model.encoder.layers) - 1]
-    paths.append(viz.attention_graph(last.self_attn.attn_weights[0], digits,
-                                     out / "attention_graph.svg"))
+    paths.append(viz.attention_graph(last.self_attn.attn_weights[0], digits, out / "attention_graph.svg",
+                                     title=f"layer {len(model.encoder.layers) - 1}"))
 
     # one encoder layer on this sequence, drawn down to its heads and single ops
     layer = model.encoder.layers[0]
@@ -149,6 +152,35 @@ def save_pictures(result, task, out):
     nn.save(model, checkpoint)
     paths.append(str(checkpoint))
     return paths
+
+
+def parse_digits(text, length, vocab):
+    """--predict's digits as an int array (1, length), or a ValueError saying what is wrong."""
+    if not text.isdigit() or len(text) != length or max(map(int, text)) >= vocab:
+        raise ValueError(f"--predict needs exactly {length} digits 0-{vocab - 1} (the model reads sequences "
+                         f"of --length {length}), got {text!r}")
+    return np.array([[int(c) for c in text]])
+
+
+def load(path, args):
+    """The DigitEncoder saved at `path`, built with the sizes in `args`, in eval mode."""
+    model = DigitEncoder(args.vocab, args.d_model, args.heads, args.d_ff, args.layers, args.length, args.dropout)
+    try:
+        model.load_state_dict(nn.load(path))
+    except ValueError as error:
+        raise ValueError(f"{path} does not fit a model of --d-model {args.d_model} --heads {args.heads} "
+                         f"--d-ff {args.d_ff} --layers {args.layers} --vocab {args.vocab} --length "
+                         f"{args.length}: pass the sizes it was trained with.\n{error}") from None
+    return model.eval()
+
+
+def print_prediction(model, task, digits):
+    """The model's answer for one sequence, beside the right answer."""
+    answer = "".join(map(str, predict(model, digits)[0]))
+    right = "".join(map(str, TASKS[task](digits)[0]))
+    verdict = "correct" if answer == right else f"wrong: the {task} is {right}"
+    print(f"{''.join(map(str, digits[0]))} -> {answer}   ({task}: {verdict})")
+    return answer
 
 
 def main(argv=None):
@@ -170,12 +202,24 @@ def main(argv=None):
     parser.add_argument("--eval-size", type=int, default=1000, help="held-out sequences")
     parser.add_argument("--out", default="out", help="folder for pictures and the checkpoint")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    parser.add_argument("--load", metavar="CHECKPOINT", help="skip training: load this .npz (from nn.save)")
+    parser.add_argument("--predict", metavar="DIGITS", help="print the model's answer for these digits")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1 or args.eval_size < 1:
         parser.error("--steps and --eval-size must be at least 1")
     if args.vocab ** args.length >= 2 ** 62:
         parser.error("--vocab ** --length must stay below 2**62 (sequences are told apart "
                      "by one int64 code each)")
+
+    try:
+        digits = None if args.predict is None else parse_digits(args.predict, args.length, args.vocab)
+        if args.load is not None:
+            model = load(args.load, args)
+            print(f"loaded {args.load}")
+            return {"model": model, "prediction": None if digits is None else print_prediction(model, args.task,
+                                                                                              digits)}
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(str(error))
 
     result = train(args.task, args.steps, args.seed, args.batch, args.length, args.vocab,
                    args.d_model, args.heads, args.d_ff, args.layers, args.lr, args.dropout,
@@ -185,6 +229,8 @@ def main(argv=None):
           f"({result['seconds']:.1f} s), final loss {result['history']['loss'][-1]:.4f}")
     for path in save_pictures(result, args.task, args.out):
         print(f"wrote {path}")
+    if digits is not None:
+        result["prediction"] = print_prediction(result["model"], args.task, digits)
     return result
 
 

@@ -162,3 +162,21 @@ def test_clip_grad_norm():
     small = a.grad.copy()
     assert optim.clip_grad_norm([a], max_norm=10.0) == pytest.approx(np.linalg.norm(small))
     np.testing.assert_array_equal(a.grad, small)  # under the limit: untouched
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_step_makes_no_weight_sized_array(name):
+    """The update writes into its state and one shared scratch array: after the
+    first step (which makes them), a step allocates nothing of a weight's size."""
+    import tracemalloc
+    weight = nn.Parameter(np.ones((100, 1000), dtype=np.float32))
+    weight.grad = np.full(weight.shape, 0.5, dtype=np.float32)
+    opt = OPTIMIZERS[name]([weight])
+    opt.step()
+    tracemalloc.start()
+    try:
+        opt.step()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < weight.data.nbytes / 10

@@ -74,6 +74,11 @@ def parse(source):
     return clusters, nodes, edges
 
 
+def cluster_labels(source):
+    """The text of every cluster label (a one-cell table sized for DejaVu Sans)."""
+    return re.findall(r'label=<<table border="0"[^>]*><tr><td width="\d+">(.*?)</td></tr></table>>', source)
+
+
 def shape_text(shape):
     return "(" + ", ".join(map(str, shape)) + ")"
 
@@ -103,9 +108,9 @@ def test_one_cluster_per_module_path_nested_as_modules_nest(built):
             parent = path.rsplit(".", 1)[0] if "." in path else "Model"
             assert outer[-1] == f"cluster_{parent}", (name, outer)
     source = viz.draw_graph(loss, model, max_nodes=None).source
-    assert 'label="encoder.layers.1.self_attn · MultiHeadAttention"' in source
-    assert 'label="encoder.layers · ModuleList"' in source
-    assert 'label="encoder.layers.0.self_attn.out_proj · Linear = W^O"' in source
+    labels = cluster_labels(source)
+    assert {"encoder.layers.1.self_attn · MultiHeadAttention", "encoder.layers · ModuleList",
+            "encoder.layers.0.self_attn.out_proj · Linear = W^O"} <= set(labels)
 
 
 def test_every_parameter_node_carries_its_path_and_shape_inside_its_module(built):
@@ -392,3 +397,53 @@ def test_a_hand_written_variance_is_labelled_step_by_step():
     source = viz.draw_graph((centered * centered).mean(-1)).source
     for text in ("= mean", "x − mean", "squared", "= variance"):
         assert text in source, text
+
+
+# ----- values=True ---------------------------------------------------------------
+def neuron():
+    x = Tensor([1.0, -2.0, 0.5])
+    w = Tensor([0.3, 0.1, -0.4], requires_grad=True)
+    b = Tensor(0.2, requires_grad=True)
+    x.name, w.name, b.name = "x", "w", "b"
+    return x, w, b, (((w * x).sum() + b).tanh() - 0.5) ** 2
+
+
+def label_of(nodes, first_line):
+    return next(label for label, _ in nodes.values() if f"<b>{first_line}</b><br/>" in label
+                or f"[label=<{first_line}<br/>" in label)
+
+
+def test_values_put_data_and_gradient_on_every_node():
+    x, w, b, loss = neuron()
+    _, nodes, _ = parse(viz.draw_graph(loss, values=True).source)
+    assert w.grad is None  # drawing leaves .grad alone
+    loss.backward()
+    w_label = label_of(nodes, "w")
+    assert "data [ 0.3000,  0.1000, -0.4000]" in w_label and "grad [-0.7927,  1.5854, -0.3964]" in w_label
+    np.testing.assert_allclose(w.grad, [-0.7927, 1.5854, -0.3964], atol=1e-4)  # what backward() gives
+    assert f"grad {b.grad.item():.4f}" in label_of(nodes, "b")
+    assert "grad: none (needs no gradient)" in label_of(nodes, "x")
+    tanh = label_of(nodes, "tanh")
+    assert "data 0.0997" in tanh and "grad -0.8007" in tanh  # an intermediate's gradient, d loss / d tanh
+    assert "data 0.1603" in label_of(nodes, "pow") and "grad 1.0000" in label_of(nodes, "pow")
+
+
+def test_values_on_a_non_scalar_output_and_on_big_tensors():
+    x = Tensor(np.arange(12.0).reshape(3, 4), requires_grad=True)
+    g = viz.draw_graph(x * 2.0, values=True)
+    assert "values=True: no gradients drawn, the output is not a scalar loss" in g.source
+    assert "12 values, mean 5.5, from 0 to 11" in g.source and "grad [" not in g.source
+    with pytest.raises(TypeError, match="draw_graph: values must be True or False, got 'yes'"):
+        viz.draw_graph(x * 2.0, values="yes")
+
+
+@needs_renderer
+def test_autograd_basics_draws_its_neuron_with_values(tmp_path):
+    sys.path.insert(0, str(ROOT / "demos"))
+    import autograd_basics
+
+    result = autograd_basics.main(["--out", str(tmp_path)])
+    svg = (tmp_path / "neuron.svg").read_text()
+    assert result["paths"] == [str(tmp_path / "neuron.svg"), str(tmp_path / "neuron.png")]
+    texts = {" ".join("".join(t.itertext()).split()) for t in ET.fromstring(svg).iter(f"{SVG}text")}
+    assert {"tanh", "data 0.1603", "grad [-0.7927, 1.5854, -0.3964]"} <= texts

@@ -41,8 +41,9 @@ def test_heatmap_panels_tokens_and_values(tmp_path):
         out = viz.attention_heatmap(w, TOKENS[:3], TOKENS, tmp_path / "attn.svg")
     assert out == str(tmp_path / "attn.svg")
     texts = svg_texts(out)
-    assert {"head 0", "head 1", "query", "key", "attention weight"} <= texts
-    assert set(TOKENS) <= texts
+    assert {"head 0", "head 1", "query (position:token)", "key (position:token)",
+            "attention weight (0 to 1)"} <= texts
+    assert {"0:The", "1:animal", "2:didn't", "3:cross"} <= texts and "3:cross" in texts
     assert f"{w[0, 1, 2, 3]:.2f}" in texts  # small grid: every value is written in its cell
     assert "head 2" not in texts
 
@@ -84,7 +85,7 @@ def edges(dot_source):
 
 def test_attention_digraph_is_complete_with_width_monotone_in_weight():
     w = softmax_rows((1, 2, 4, 4))
-    widths = edges(viz.attention_digraph(w, TOKENS).source)
+    widths = edges(viz.attention_digraph(w, TOKENS, scale="figure").source)
     assert len(widths) == 2 * 4 * 4  # T*T edges per head
     pairs = sorted((w[0, h, i, j], widths[h, j, i]) for h, j, i in widths)
     assert all(a[1] <= b[1] for a, b in zip(pairs, pairs[1:]))
@@ -155,3 +156,79 @@ def test_loss_curve_different_scales_get_own_panels(tmp_path):
 def test_loss_curve_empty_history(tmp_path, history):
     with pytest.raises(ValueError, match="loss_curve: empty history"):
         viz.loss_curve(history, tmp_path / "x.png")
+
+
+def test_heatmap_title_names_what_and_the_sequence(tmp_path):
+    w = softmax_rows((2, 4, 4))
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        texts = svg_texts(viz.attention_heatmap(w, TOKENS, TOKENS, tmp_path / "a.svg", title="layer 1"))
+    assert {"layer 1: attention weights", "input: The animal didn't cross"} <= {
+        line for t in texts for line in t.split("\n")}
+    with matplotlib.rc_context({"svg.fonttype": "none"}):
+        texts = svg_texts(viz.attention_heatmap(w[0, :2], TOKENS[:2], TOKENS, tmp_path / "c.svg"))
+    assert {"queries: The animal", "keys: The animal didn't cross", "one head"} <= {
+        line for t in texts for line in t.split("\n")}
+
+
+def colour_limits(monkeypatch):
+    """The (vmin, vmax) each imshow of the next heatmap is drawn with."""
+    from matplotlib.axes import Axes
+
+    limits, imshow = [], Axes.imshow
+
+    def spy(self, *args, **kw):
+        limits.append((kw["vmin"], kw["vmax"]))
+        return imshow(self, *args, **kw)
+
+    monkeypatch.setattr(Axes, "imshow", spy)
+    return limits
+
+
+def test_heatmap_scale_fixed_by_default_or_per_figure(tmp_path, monkeypatch):
+    w = softmax_rows((2, 4, 4)) * 0.5
+    limits = colour_limits(monkeypatch)
+    viz.attention_heatmap(w, TOKENS, TOKENS, tmp_path / "a.png")
+    viz.attention_heatmap(w, TOKENS, TOKENS, tmp_path / "b.png", scale="figure")
+    assert limits == [(0.0, 1.0)] * 2 + [(0.0, pytest.approx(w.max()))] * 2
+    with pytest.raises(ValueError, match="attention_heatmap: scale must be 'fixed'.*'figure'.*got 'auto'"):
+        viz.attention_heatmap(w, TOKENS, TOKENS, tmp_path / "c.png", scale="auto")
+
+
+def test_attention_digraph_fixed_scale_keeps_weights_absolute():
+    w = softmax_rows((4, 4)) * 0.5  # every weight below 0.5: no edge may be drawn as strong as weight 1
+    widths = edges(viz.attention_digraph(w, TOKENS).source)
+    for (h, j, i), width in widths.items():
+        assert width == pytest.approx(0.3 + 4.7 * w[i, j], abs=0.006)
+
+
+def test_long_sequences_get_thinned_ticks(tmp_path, monkeypatch):
+    from matplotlib.axes import Axes
+
+    ticks, set_xticks = [], Axes.set_xticks
+    monkeypatch.setattr(Axes, "set_xticks", lambda self, where, labels=None, **kw:
+                        ticks.append(list(labels)) or set_xticks(self, where, labels, **kw))
+    tokens = [f"t{i}" for i in range(1000)]
+    viz.attention_heatmap(np.full((1000, 1000), 1e-3), tokens, tokens, tmp_path / "long.png")
+    assert len(ticks[0]) == 40 and ticks[0][:2] == ["0:t0", "25:t25"]
+
+
+@pytest.mark.parametrize("fn", ["attention_heatmap", "attention_graph"])
+@pytest.mark.parametrize("bad, match", [
+    (np.nan, r"1 of the 16 weights are NaN or inf \(the first at index \(1, 2\): nan\)"),
+    (np.inf, r"1 of the 16 weights are NaN or inf"),
+    (3.5, r"attention weights lie in \[0, 1\].*to 3.5: are these the scores before softmax"),
+    (-0.2, r"attention weights lie in \[0, 1\].*from -0.2"),
+])
+def test_nan_or_out_of_range_weights_are_refused(tmp_path, fn, bad, match):
+    w = softmax_rows((4, 4))
+    w[1, 2] = bad
+    args = (TOKENS, TOKENS) if fn == "attention_heatmap" else (TOKENS,)
+    with pytest.raises(ValueError, match=f"{fn}: {match}"):
+        getattr(viz, fn)(w, *args, tmp_path / "x.png")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("tokens", ["The animal", 4])
+def test_tokens_must_be_a_list(tmp_path, tokens):
+    with pytest.raises(TypeError, match="attention_heatmap: q_tokens must be a list of tokens"):
+        viz.attention_heatmap(softmax_rows((4, 4)), tokens, TOKENS, tmp_path / "x.png")

@@ -97,3 +97,33 @@ def test_unknown_format_names_the_allowed_ones(graph, tmp_path):
 def test_import_viz_does_not_import_matplotlib():
     code = "import sys, viz; assert 'matplotlib' not in sys.modules and 'graphviz' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(viz.__file__).parent.parent)
+
+
+@pytest.mark.parametrize("name, fmt, written", [
+    ("x.png", None, "x.png"), ("x.PNG", None, "x.PNG"), ("x.dot", None, "x.dot"), ("x.svg", "SVG", "x.svg"),
+    ("x", None, "x.svg"), ("x", "dot", "x.dot"), ("x.v1", None, "x.v1.svg"),
+])
+def test_format_comes_from_the_extension(graph, tmp_path, monkeypatch, name, fmt, written):
+    calls = []
+    monkeypatch.setattr(render_mod, "find_renderer", lambda: "dot")
+    monkeypatch.setattr(render_mod, "_run", lambda exe, source, f, *o: calls.append(f) or b"data")
+    out = viz.render(graph, tmp_path / name, format=fmt)
+    assert out == str(tmp_path / written)
+    assert [p.name for p in tmp_path.iterdir()] == [written]
+    assert calls == ([] if written.endswith(".dot") else [written.rsplit(".", 1)[1].lower()])
+
+
+def test_extension_contradicting_format_is_refused(graph, tmp_path):
+    with pytest.raises(ValueError, match=r"render: path .*x\.png' ends in \.png but format='svg'"):
+        viz.render(graph, tmp_path / "x.png", format="svg")
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("g, path, fmt, error, match", [
+    ("not a graph", "x.svg", None, TypeError, "render: g must be a graph.*str"),
+    (None, 3, None, TypeError, "render: path must be a str or Path, got int"),
+    (None, "x", 1, TypeError, "render: format must be a string.*int"),
+])
+def test_bad_arguments(graph, g, path, fmt, error, match):
+    with pytest.raises(error, match=match):
+        viz.render(graph if g is None else g, path, format=fmt)

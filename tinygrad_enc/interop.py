@@ -35,6 +35,18 @@ torch ``TransformerEncoder``            ours ``nn.TransformerEncoder``
 A bare ``MultiheadAttention`` maps the same way without the
 ``layers.i.self_attn.`` prefix (``from_torch_attention`` / ``to_torch_attention``).
 
+A ``torch.nn.TransformerDecoder`` (``from_torch_decoder`` / ``to_torch_decoder``)
+maps as the encoder, plus a second attention and a third norm per layer:
+torch's ``layers.i.multihead_attn.*`` (encoder-decoder attention) is our
+``layers.i.cross_attn.*``, stacked q/k/v as above, and ``layers.i.norm3`` is
+``layers.i.norm3``. A ``torch.nn.Transformer`` (``from_torch_transformer`` /
+``to_torch_transformer``) is ``encoder.`` + the encoder's keys and ``decoder.``
++ the decoder's; torch always gives both stacks a final norm (``encoder.norm``,
+``decoder.norm``), and so does our ``nn.Transformer``. Its embeddings and
+output layer have no counterpart in torch's module (which takes vectors in
+and gives vectors out): load the converted dict with
+``model.load_state_dict(d, strict=False)``.
+
 A key that is absent on one side is absent on the other: a model built with
 ``bias=False`` or without a final norm converts as it is, and
 ``load_state_dict(strict=True)`` on the receiving model names whatever it misses.
@@ -51,6 +63,10 @@ _QKV = ("q_proj", "k_proj", "v_proj")
 # Per encoder layer, torch's module name -> ours (the feed-forward pair lives in ffn).
 _LAYER_MODULES = {"linear1": "ffn.linear1", "linear2": "ffn.linear2",
                   "norm1": "norm1", "norm2": "norm2"}
+# A decoder layer has one norm more; its attentions by torch's name -> ours.
+_DECODER_LAYER_MODULES = {**_LAYER_MODULES, "norm3": "norm3"}
+_ENCODER_ATTENTION = {"self_attn": "self_attn"}
+_DECODER_ATTENTION = {"self_attn": "self_attn", "multihead_attn": "cross_attn"}
 _LAYER_INDEX = re.compile(r"layers\.(\d+)\.")
 # torch keys we recognise but cannot map, by their last component.
 _SEPARATE_QKV = ("separate query/key/value weights (MultiheadAttention with kdim or "
@@ -96,31 +112,73 @@ def to_torch_encoder(sd):
     return _to_torch(sd, _encoder_names(sd), "to_torch_encoder")
 
 
-def _attention_names(prefix=""):
+def from_torch_decoder(sd):
+    """A ``torch.nn.TransformerDecoder`` state dict -> our ``nn.TransformerDecoder``'s
+    (torch's ``multihead_attn`` is our ``cross_attn``)."""
+    return _from_torch(sd, _decoder_names(sd), "from_torch_decoder")
+
+
+def to_torch_decoder(sd):
+    """Our ``nn.TransformerDecoder`` state dict -> ``torch.nn.TransformerDecoder``'s."""
+    return _to_torch(sd, _decoder_names(sd), "to_torch_decoder")
+
+
+def from_torch_transformer(sd):
+    """A ``torch.nn.Transformer`` state dict -> the ``encoder.*`` and ``decoder.*``
+    entries of our ``nn.Transformer`` (load with ``strict=False``)."""
+    return _from_torch(sd, _transformer_names(sd), "from_torch_transformer")
+
+
+def to_torch_transformer(sd):
+    """The ``encoder.*`` and ``decoder.*`` entries of our ``nn.Transformer``'s state
+    dict -> ``torch.nn.Transformer``'s. Other entries (embeddings, generator)
+    have no place in torch's module and are refused: pass only the two stacks',
+    e.g. ``{k: v for k, v in sd.items() if k.startswith(("encoder.", "decoder."))}``."""
+    return _to_torch(sd, _transformer_names(sd), "to_torch_transformer")
+
+
+def _attention_names(prefix="", our_prefix=None):
     """torch name -> the tuple of our names its array holds (q, k, v when stacked)."""
+    ours = prefix if our_prefix is None else our_prefix
     return {
-        prefix + "in_proj_weight": tuple(f"{prefix}{p}.weight" for p in _QKV),
-        prefix + "in_proj_bias": tuple(f"{prefix}{p}.bias" for p in _QKV),
-        prefix + "out_proj.weight": (prefix + "out_proj.weight",),
-        prefix + "out_proj.bias": (prefix + "out_proj.bias",),
+        prefix + "in_proj_weight": tuple(f"{ours}{p}.weight" for p in _QKV),
+        prefix + "in_proj_bias": tuple(f"{ours}{p}.bias" for p in _QKV),
+        prefix + "out_proj.weight": (ours + "out_proj.weight",),
+        prefix + "out_proj.bias": (ours + "out_proj.bias",),
     }
 
 
-def _encoder_names(sd):
+def _encoder_names(sd, prefix=""):
     """Like ``_attention_names``, for an encoder with the layers ``sd`` names.
 
     Only the layer indices are read from ``sd``; the same indices appear in
     torch's keys and ours, so this serves both directions.
     """
-    indices = sorted({int(m.group(1)) for m in map(_LAYER_INDEX.match, sd) if m})
+    return _stack_names(sd, prefix, _ENCODER_ATTENTION, _LAYER_MODULES)
+
+
+def _decoder_names(sd, prefix=""):
+    return _stack_names(sd, prefix, _DECODER_ATTENTION, _DECODER_LAYER_MODULES)
+
+
+def _transformer_names(sd):
+    return {**_encoder_names(sd, "encoder."), **_decoder_names(sd, "decoder.")}
+
+
+def _stack_names(sd, prefix, attentions, modules):
+    """The names of a stack of layers under `prefix` (``""``, ``"encoder."``,
+    ``"decoder."``): per layer its attentions and other modules, then the final norm."""
+    layer_index = re.compile(re.escape(prefix) + _LAYER_INDEX.pattern)
+    indices = sorted({int(m.group(1)) for m in map(layer_index.match, sd) if m})
     names = {}
     for i in indices:
-        names.update(_attention_names(f"layers.{i}.self_attn."))
-        for torch_module, our_module in _LAYER_MODULES.items():
+        layer = f"{prefix}layers.{i}."
+        for torch_attention, our_attention in attentions.items():
+            names.update(_attention_names(f"{layer}{torch_attention}.", f"{layer}{our_attention}."))
+        for torch_module, our_module in modules.items():
             for param in ("weight", "bias"):
-                our_name = f"layers.{i}.{our_module}.{param}"
-                names[f"layers.{i}.{torch_module}.{param}"] = (our_name,)
-    names.update({"norm.weight": ("norm.weight",), "norm.bias": ("norm.bias",)})
+                names[f"{layer}{torch_module}.{param}"] = (f"{layer}{our_module}.{param}",)
+    names.update({f"{prefix}norm.{param}": (f"{prefix}norm.{param}",) for param in ("weight", "bias")})
     return names
 
 

@@ -2,7 +2,10 @@
 
 Every update works on the parameters' arrays in place, with plain numpy: no
 graph is built, and the Parameter objects (which modules hold) stay the same.
-The update rules are PyTorch's, so trajectories agree step by step.
+The update rules are PyTorch's, so trajectories agree step by step. Each
+numpy call writes into an existing array (`out=`, `*=`): one scratch array,
+shared by all the parameters, holds the intermediate terms, so a step makes
+no new array the size of a weight.
 """
 import math
 
@@ -23,6 +26,7 @@ class Optimizer:
             raise ValueError(f"{type(self).__name__}: learning rate must be >= 0, got {lr}")
         self.lr = lr
         self.state = [{} for _ in self.params]
+        self._scratch_arrays = {}  # (dtype, slot) -> flat array, as large as the largest weight
 
     def zero_grad(self):
         for p in self.params:
@@ -37,6 +41,15 @@ class Optimizer:
     def _update(self, weight, grad, state):
         raise NotImplementedError
 
+    def _scratch(self, like, slot=0):
+        """A temporary array of `like`'s shape and dtype, for intermediate
+        terms; all parameters share it (`slot` gives a second one)."""
+        key = (like.dtype, slot)
+        flat = self._scratch_arrays.get(key)
+        if flat is None or flat.size < like.size:
+            flat = self._scratch_arrays[key] = np.empty(like.size, like.dtype)
+        return flat[:like.size].reshape(like.shape)
+
 
 class SGD(Optimizer):
     """w -= lr * v, where v = momentum * v + (g + weight_decay * w) (v = g on
@@ -48,19 +61,28 @@ class SGD(Optimizer):
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
 
     def _update(self, weight, grad, state):
-        if self.weight_decay:
-            grad = grad + self.weight_decay * weight
+        step = self._scratch(weight)
+        if self.weight_decay:  # g + weight_decay * w
+            np.multiply(weight, self.weight_decay, out=step)
+            step += grad
+            grad = step
         if self.momentum:
             velocity = state.get("velocity")
             if velocity is None:
-                velocity = state["velocity"] = grad.copy()
+                velocity = state["velocity"] = grad.astype(weight.dtype)  # a copy
             else:
                 if velocity.dtype != weight.dtype:  # model.to() cast the weights
                     velocity = state["velocity"] = velocity.astype(weight.dtype)
                 velocity *= self.momentum
                 velocity += grad
-            grad = grad + self.momentum * velocity if self.nesterov else velocity
-        weight -= self.lr * grad
+            if self.nesterov:  # g + momentum * v
+                ahead = self._scratch(weight, slot=1)
+                np.multiply(velocity, self.momentum, out=ahead)
+                grad = np.add(grad, ahead, out=step)
+            else:
+                grad = velocity
+        np.multiply(grad, self.lr, out=step)
+        weight -= step
 
 
 class Adam(Optimizer):
@@ -82,20 +104,34 @@ class Adam(Optimizer):
         if self.weight_decay:
             if self.decoupled:
                 weight *= 1 - self.lr * self.weight_decay
-            else:
-                grad = grad + self.weight_decay * weight
+            else:  # g + weight_decay * w, in a scratch array of its own
+                decayed = self._scratch(weight, slot=1)
+                np.multiply(weight, self.weight_decay, out=decayed)
+                decayed += grad
+                grad = decayed
         if not state:
             state.update(t=0, m=np.zeros_like(weight), v=np.zeros_like(weight))
         elif state["m"].dtype != weight.dtype:  # model.to() cast the weights
             state.update(m=state["m"].astype(weight.dtype), v=state["v"].astype(weight.dtype))
         state["t"] += 1
         m, v, t = state["m"], state["v"], state["t"]
+        term = self._scratch(weight)
+        # m = beta1 m + (1 - beta1) g
         m *= beta1
-        m += (1 - beta1) * grad
+        np.multiply(grad, 1 - beta1, out=term)
+        m += term
+        # v = beta2 v + (1 - beta2) g^2
         v *= beta2
-        v += (1 - beta2) * grad * grad
-        denominator = np.sqrt(v) / math.sqrt(1 - beta2 ** t) + self.eps
-        weight -= (self.lr / (1 - beta1 ** t)) * m / denominator
+        np.multiply(grad, grad, out=term)
+        term *= 1 - beta2
+        v += term
+        # w -= lr / (1 - beta1^t) * m / (sqrt(v) / sqrt(1 - beta2^t) + eps)
+        np.sqrt(v, out=term)
+        term /= math.sqrt(1 - beta2 ** t)
+        term += self.eps
+        np.divide(m, term, out=term)
+        term *= self.lr / (1 - beta1 ** t)
+        weight -= term
 
 
 class AdamW(Adam):

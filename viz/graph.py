@@ -18,7 +18,7 @@ from .trace import trace
 MAX_NODES = 150
 
 
-def draw_graph(output, model=None, depth=None, backward=False, *, collapse=(), max_nodes=MAX_NODES):
+def draw_graph(output, model=None, depth=None, backward=False, *, values=False, collapse=(), max_nodes=MAX_NODES):
     """Draw how `output` was computed: a `graphviz.Digraph` to render with
     `viz.render(g, path, format)` or to show in Jupyter.
 
@@ -51,6 +51,12 @@ def draw_graph(output, model=None, depth=None, backward=False, *, collapse=(), m
     by several ops gets a Σ node where their gradients are summed. Needs a
     scalar output.
 
+    values: also write on each tensor its data and its gradient (d output /
+    d tensor, from a backward walk that leaves `.grad` untouched; only when
+    the output is a scalar), as micrograd's draw_dot does for scalars: for
+    small graphs, such as one neuron. A tensor of more than 8 numbers shows
+    their mean and range instead.
+
     max_nodes: with depth=None, a graph of more nodes (ops, tensors, boxes)
     is collapsed to the deepest depth that fits, and its label says so;
     max_nodes=None never collapses. The returned graph has `node_count` and
@@ -60,6 +66,8 @@ def draw_graph(output, model=None, depth=None, backward=False, *, collapse=(), m
     DOT source in every run and process.
     """
     _check(output, model, depth, backward, max_nodes)
+    if not isinstance(values, bool):
+        raise TypeError(f"draw_graph: values must be True or False, got {values!r}")
     collapse = _names("collapse", collapse)
     traced = trace(output, model)
     chosen = plan(traced, depth, collapse)
@@ -73,8 +81,12 @@ def draw_graph(output, model=None, depth=None, backward=False, *, collapse=(), m
         fits = "" if chosen.count <= max_nodes else f" (still {chosen.count}: the smallest there is)"
         note = (f"collapsed to depth={chosen.depth}{fits}: the full graph has {full} nodes, "
                 f"over max_nodes={max_nodes}; pass depth= or max_nodes=None to choose")
-    grads = edge_gradients(traced) if backward else None
-    return _emit(traced, chosen, grads, _title(traced, chosen, collapse, backward, note))
+    scalar = output.size == 1 and output.requires_grad
+    grads = edge_gradients(traced) if backward or (values and scalar) else None
+    if values and not scalar:
+        note = "\n".join(filter(None, [note, "values=True: no gradients drawn, the output is not a scalar loss"]))
+    shown = (grads[0] if grads is not None else {}) if values else None
+    return _emit(traced, chosen, grads if backward else None, _title(traced, chosen, collapse, backward, note), shown)
 
 
 def _check(output, model, depth, backward, max_nodes):
@@ -108,11 +120,11 @@ def _names(what, names) -> tuple:
     return names
 
 
-def _title(traced, plan_, collapse, backward, note):
+def _title(traced, plan_, collapse, backward, note) -> list[str]:
     roots = [c for c in traced.clusters.values() if c.parent is None]
-    what = roots[0].kind if len(roots) == 1 else "computation"
+    what = f"{roots[0].kind}: " if len(roots) == 1 else ""
     boxed = f"; each {', '.join(collapse)} drawn as one box" if collapse else ""
-    lines = [f"{what}: {'gradient flow (backward)' if backward else 'computation graph'}",
+    lines = [f"{what}{'gradient flow (backward)' if backward else 'computation graph'}",
              (f"every op drawn{boxed} (depth=None)" if plan_.depth is None else
               "depth=0: the whole model drawn as one box" if plan_.depth == 0 else
               f"depth={plan_.depth}: modules {plan_.depth} level{'s' if plan_.depth > 1 else ''} below the root "
@@ -120,8 +132,8 @@ def _title(traced, plan_, collapse, backward, note):
     if backward:
         lines.append("arrows point the way gradients flow, each labelled with the norm ‖grad‖ it carries")
     if note:
-        lines.append(note)
-    return "\\n".join(lines)
+        lines.extend(note.split("\n"))
+    return lines
 
 
 def _cluster_names(traced, keys):
@@ -135,17 +147,18 @@ def _cluster_names(traced, keys):
     return names
 
 
-def _emit(traced, plan_, grads, title):
+def _emit(traced, plan_, grads, title, values=None):
     import graphviz
 
     from .jupyter import Graph
 
     clusters = traced.clusters
     g = Graph("computation_graph")
-    g.attr(label=title, labelloc="t", fontname=style.FONT,
-           fontsize="15", rankdir="TB", nodesep="0.25", ranksep="0.3", newrank="true")
-    g.attr("node", fontname=style.FONT, fontsize="11", margin="0.1,0.04", height="0.3")
-    g.attr("edge", fontname=style.FONT, fontsize="9", color="#555555", arrowsize="0.7")
+    g.attr(label=style.fitted([(line, False, False) for line in title], style.TITLE_SIZE), labelloc="t",
+           fontname=style.FONT, fontsize=str(style.TITLE_SIZE), rankdir="TB", nodesep="0.25", ranksep="0.3",
+           newrank="true")
+    g.attr("node", fontname=style.FONT, fontsize=str(style.NODE_SIZE), margin="%g,%g" % style.MARGIN, height="0.3")
+    g.attr("edge", fontname=style.FONT, fontsize=str(style.EDGE_SIZE), color="#555555", arrowsize="0.7")
 
     names = _cluster_names(traced, plan_.clusters)
     bodies, tree_depth = {}, {}
@@ -154,7 +167,7 @@ def _emit(traced, plan_, grads, title):
         tree_depth[k] = tree_depth[parent] + 1 if parent is not None else 0
         bodies[k] = graphviz.Digraph(names[k], graph_attr=style.cluster_attrs(clusters[k], tree_depth[k]))
 
-    statements = [_node(traced, plan_, s) for s in plan_.shown.values()]
+    statements = [_node(traced, plan_, s, values) for s in plan_.shown.values()]
     marks, specs = _edge_specs(traced, plan_, grads)
     style.legend(g, {role for _, _, role in statements}, any(e.skip for e in plan_.edges), grads is not None,
                  bool(marks))
@@ -180,19 +193,29 @@ def _emit(traced, plan_, grads, title):
     return g
 
 
-def _node(traced, plan_, shown):
-    """(label, attributes, role) of one drawn node."""
+def _node(traced, plan_, shown, values):
+    """(label, attributes, role) of one drawn node; its width fits the label in DejaVu Sans.
+    values: None, or node index -> gradient, to write each tensor's data and gradient on it."""
+    label, role = _label(traced, plan_, shown, values)
+    attrs = style.ROLES[role][1]
+    return label, {**attrs, "width": style.node_width(label, attrs["shape"])}, role
+
+
+def _label(traced, plan_, shown, values):
+    """(label, role) of one drawn node."""
     nodes = traced.nodes
+    extra = ()
+    if values is not None and shown.node is not None and nodes[shown.node].tensor is not None:
+        n = nodes[shown.node]
+        extra = style.value_lines(n.tensor.data, values.get(n.index), n.tensor.requires_grad)
     if shown.box is not None:
         shapes = [list(dict.fromkeys(nodes[e.tensor].shape for e in plan_.edges if getattr(e, end) == shown.id))
                   for end in ("dst", "src")]
-        label = style.box_label(traced.clusters[shown.box], *shapes, *plan_.box_params.get(shown.box, (0, 0)))
-        return label, style.ROLES["module"][1], "module"
+        return style.box_label(traced.clusters[shown.box], *shapes, *plan_.box_params.get(shown.box, (0, 0))), "module"
     n = nodes[shown.node]
     if shown.id == "out":
-        return style.output_label(n.name, n.shape), style.ROLES["output"][1], "output"
-    label = style.op_label(n, nodes) if n.role == "op" else style.leaf_label(n)
-    return label, style.ROLES[n.role][1], n.role
+        return style.output_label(n.name, n.shape, extra), "output"
+    return (style.op_label(n, nodes, extra) if n.role == "op" else style.leaf_label(n, extra)), n.role
 
 
 def _edge_specs(traced, plan_, grads):

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import graphviz
 
-from .rendering import INSTALL_HINT, _run, find_renderer
+from .rendering import INSTALL_HINT, draw, find_renderer
 
 SVG_MIME = "image/svg+xml"
 
@@ -18,10 +18,12 @@ class Graph(graphviz.Digraph):
     """A `graphviz.Digraph` (use it as one) that displays inline in Jupyter
     through viz.render's renderer."""
 
+    centred_labels = True  # every node label is one centred cell (style.fitted)
+
     def _repr_svg_(self) -> str | None:
         """The drawing as an SVG string, or None when no renderer is installed."""
         exe = find_renderer()
-        return None if exe is None else _run(exe, self.source, "svg").decode("utf-8")
+        return None if exe is None else draw(exe, self, "svg").decode("utf-8")
 
     def _repr_mimebundle_(self, include=None, exclude=None, **_) -> dict:
         if (include is not None and SVG_MIME not in include) or (exclude is not None and SVG_MIME in exclude):

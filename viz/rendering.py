@@ -31,6 +31,23 @@ def _append_ext(path, fmt: str) -> Path:
     return path if path.name.lower().endswith(f".{fmt}") else path.with_name(f"{path.name}.{fmt}")
 
 
+def _path_and_format(path, format) -> tuple[Path, str]:
+    """render()'s (path, format): see its docstring."""
+    if format is not None and not isinstance(format, str):
+        raise TypeError(f"render: format must be a string such as 'svg', got {type(format).__name__}")
+    wanted = format.lower() if format is not None else None
+    if wanted is not None and wanted not in FORMATS:
+        raise ValueError(f"render: unknown format {format!r}; use one of {', '.join(FORMATS)}")
+    ext = Path(path).suffix[1:].lower()
+    if ext in FORMATS:
+        if wanted is not None and wanted != ext:
+            raise ValueError(f"render: path {str(path)!r} ends in .{ext} but format={format!r}; "
+                             f"drop format= or make them agree")
+        return Path(path), ext
+    fmt = wanted or "svg"
+    return _append_ext(path, fmt), fmt
+
+
 def output_path(path, formats, default: str) -> tuple[Path, str]:
     """(path, format) for a plot: the format is path's extension if it is one of `formats`, else `default`, appended."""
     ext = Path(path).suffix[1:].lower()
@@ -61,6 +78,17 @@ def _run(exe: str, source: str, fmt: str, *options: str) -> bytes:
     return proc.stdout
 
 
+def draw(exe: str, g, fmt: str) -> bytes:
+    """`g` drawn by `exe` in `fmt`. A graph whose labels are centred (`g.centred_labels`,
+    as draw_graph's are) gets each svg line anchored at its middle: see fonts.centre_lines."""
+    data = _run(exe, g.source, fmt)
+    if fmt == "svg" and getattr(g, "centred_labels", False):
+        from .fonts import centre_lines
+
+        data = centre_lines(data.decode("utf-8")).encode("utf-8")
+    return data
+
+
 def _png_to_pdf(png: bytes, dpi: int) -> bytes:
     """Wrap a png in a one-page pdf whose page has the drawing's size in points."""
     from PIL import Image  # Pillow comes with matplotlib; imported only for this fallback
@@ -81,20 +109,25 @@ def _write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def render(g, path, format: str = "svg") -> str:
-    """Render graph `g` to `path` + ".{format}" and return the path written.
+def render(g, path, format: str | None = None) -> str:
+    """Render graph `g` to a file and return the path written.
 
-    g: a `graphviz.Digraph` (anything with a DOT `.source`). format: svg, png,
-    pdf or dot ("dot" writes the source, no renderer needed). Parent
-    directories are created. Without the system `dot`, pdf is a 150-dpi image
-    in a pdf page (graphviz-pure cannot write pdf); use svg for vector output.
-    With no renderer at all the DOT source is written beside `path` and a
-    RuntimeError says where, and how to install a renderer.
+    g: a `graphviz.Digraph` (anything with a DOT `.source`). The format (svg,
+    png, pdf or dot; "dot" writes the source, no renderer needed) comes from
+    path's extension when it has one of these ("out/enc.png" -> png), else from
+    `format`, appended to the path ("out/enc", format="pdf" -> out/enc.pdf;
+    svg when neither says). A path whose extension contradicts `format`
+    ("x.png", format="svg") is refused. Parent directories are created.
+    Without the system `dot`, pdf is a 150-dpi image in a pdf page
+    (graphviz-pure cannot write pdf); use svg for vector output. With no
+    renderer at all the DOT source is written beside `path` and a RuntimeError
+    says where, and how to install a renderer.
     """
-    fmt = format.lower()
-    if fmt not in FORMATS:
-        raise ValueError(f"render: unknown format {format!r}; use one of {', '.join(FORMATS)}")
-    out = _append_ext(path, fmt)
+    if not hasattr(g, "source"):
+        raise TypeError(f"render: g must be a graph such as viz.draw_graph returns, got {type(g).__name__}")
+    if not isinstance(path, (str, os.PathLike)):
+        raise TypeError(f"render: path must be a str or Path, got {type(path).__name__}")
+    out, fmt = _path_and_format(path, format)
     source = g.source
     if fmt == "dot":
         _write(out, source.encode("utf-8"))
@@ -108,6 +141,6 @@ def render(g, path, format: str = "svg") -> str:
     if fmt == "pdf" and Path(exe).stem == PURE:
         data = _png_to_pdf(_run(exe, source, "png", f"-Gdpi={PDF_DPI}"), PDF_DPI)
     else:
-        data = _run(exe, source, fmt)
+        data = draw(exe, g, fmt)
     _write(out, data)
     return str(out)

@@ -4,7 +4,9 @@ Labels are what a reader maps back to code and to "The Illustrated
 Transformer": op names as the engine calls them (`matmul`, `softmax`), the
 library's tensor names with the paper's formula (`scores = Q·Kᵀ/√d_k`),
 parameters by their module path, and the projections by their symbol (W^Q).
-The font is Helvetica, which every renderer has. graphviz-pure draws every
+The font is Helvetica, which every renderer has; every label asks for the
+width it needs in DejaVu Sans (see `fonts`), so it still fits its box where a
+viewer substitutes that wider font. graphviz-pure draws every
 character used here (·, ᵀ, √, Σ, →, ×, ÷, ‖); it measures "·" as a space and
 says so on stderr, which render() ignores: labels keep their size.
 """
@@ -12,10 +14,18 @@ says so on stderr, which render() ignores: labels keep their size.
 from __future__ import annotations
 
 import html
+import math
 
+import numpy as np
+
+from .fonts import text_width
 from .trace import is_split
 
 FONT = "Helvetica"
+TITLE_SIZE, CLUSTER_SIZE, NODE_SIZE, LEGEND_SIZE, EDGE_SIZE, SMALL = 15, 12, 11, 10, 9, 9  # points
+LEGEND_PAD = 4  # the legend table's cellpadding, points
+MAX_VALUES = 8  # values=True writes out tensors up to this many elements
+MARGIN = (0.1, 0.04)  # a node's margin around its label, inches (x, y)
 
 ROLES = {  # role -> (legend text, node attributes)
     "input": ("input", {"shape": "box", "style": "rounded,filled", "fillcolor": "#d5e8d4", "color": "#5a9e4b"}),
@@ -64,20 +74,49 @@ def paper_symbol(path: str) -> str:
     return PAPER.get(path.rsplit(".", 1)[-1], "")
 
 
-def _html(lines) -> str:
-    """An HTML-like graphviz label: the first line plain, the rest given as (text, bold, small)."""
-    parts = []
+class Label(str):
+    """An HTML-like graphviz label that knows the width of its widest line in DejaVu Sans (points)."""
+    points: float = 0.0
+
+
+def _lines(lines, size: float) -> Label:
+    """Lines given as (text, bold, small) joined into a Label."""
+    parts, width = [], 0.0
     for text, bold, small in lines:
+        width = max(width, text_width(text, SMALL if small else size, bold))
         text = html.escape(text)
         if bold:
             text = f"<b>{text}</b>"
         if small:
-            text = f'<font point-size="9">{text}</font>'
+            text = f'<font point-size="{SMALL}">{text}</font>'
         parts.append(text)
-    return "<" + "<br/>".join(parts) + ">"
+    label = Label("<" + "<br/>".join(parts) + ">")
+    label.points = width
+    return label
 
 
-def op_label(node, nodes) -> str:
+def _html(lines) -> Label:
+    """A node's label at the node font size."""
+    return _lines(lines, NODE_SIZE)
+
+
+def fitted(lines, size: float) -> str:
+    """A label of lines (text, bold, small) for a cluster or the graph's title: one
+    cell as wide as its widest line in DejaVu Sans (see `fonts`), so the box
+    around it fits whichever sans-serif the viewer has."""
+    label = _lines(lines, size)
+    return (f'<<table border="0" cellborder="0" cellspacing="0" cellpadding="0"><tr>'
+            f'<td width="{math.ceil(label.points)}">{label[1:-1]}</td></tr></table>>')
+
+
+def node_width(label: Label, shape: str) -> str:
+    """The `width` (inches, a minimum) a node needs for its label in DejaVu Sans: the label
+    plus the node margin, times √2 for an ellipse (graphviz's rule for the ellipse around a box)."""
+    inches = label.points / 72 + 2 * MARGIN[0]
+    return f"{inches * (math.sqrt(2) if shape == 'ellipse' else 1):.3f}"
+
+
+def op_label(node, nodes, extra=()) -> Label:
     """`matmul`, `mul ×0.5`, then what the op computes in the paper's terms, if known."""
     head = node.op
     if len(node.scalars) == 1 and node.op in SCALAR_OPS:
@@ -88,7 +127,7 @@ def op_label(node, nodes) -> str:
     note = NAMED.get(node.name) or (f"→ {node.name}" if node.name else _structural_note(node, nodes))
     if note:
         lines.append((note, bool(node.name), False))
-    return _html(lines)
+    return _html(lines + list(extra))
 
 
 def _structural_note(node, nodes) -> str:
@@ -134,17 +173,39 @@ def _averages(node, nodes) -> bool:
             and nodes[node.parents[0]].op == "sum")
 
 
-def leaf_label(node) -> str:
+def leaf_label(node, extra=()) -> Label:
     """Parameters by path (and symbol), inputs and constants by name, each with its shape."""
     if node.role == "parameter":
         symbol = paper_symbol(node.name.rsplit(".", 1)[0]) if node.name.endswith(".weight") else ""
         return _html([(node.name, False, False), (f"{symbol}  {shape_text(node.shape)}" if symbol
-                                                  else shape_text(node.shape), bool(symbol), False)])
-    return _html([(node.name or node.role, node.role == "input", False), (shape_text(node.shape), False, False)])
+                                                  else shape_text(node.shape), bool(symbol), False), *extra])
+    return _html([(node.name or node.role, node.role == "input", False), (shape_text(node.shape), False, False),
+                  *extra])
 
 
-def output_label(name, shape) -> str:
-    return _html([(name or "output", True, False), (shape_text(shape), False, False)])
+def output_label(name, shape, extra=()) -> Label:
+    return _html([(name or "output", True, False), (shape_text(shape), False, False), *extra])
+
+
+def _numbers(array) -> list[str]:
+    """A small array as text, one line per row; a bigger one by its mean and range."""
+    array = np.asarray(array, dtype=np.float64)
+    if array.size > MAX_VALUES:
+        return [f"{array.size} values, mean {array.mean():.4g}, from {array.min():.4g} to {array.max():.4g}"]
+    if array.ndim == 0:
+        return [f"{float(array):.4f}"]
+    return np.array2string(array, precision=4, separator=", ", suppress_small=True,
+                           floatmode="fixed").splitlines()
+
+
+def value_lines(data, grad, needs_grad: bool) -> list:
+    """The lines `draw_graph(values=True)` adds to a node: its data and its gradient."""
+    lines = [(f"data {line}" if k == 0 else f"     {line}", False, True) for k, line in enumerate(_numbers(data))]
+    if grad is not None:
+        lines += [(f"grad {line}" if k == 0 else f"     {line}", False, True) for k, line in enumerate(_numbers(grad))]
+    elif needs_grad is False:
+        lines.append(("grad: none (needs no gradient)", False, True))
+    return lines
 
 
 def cluster_label(cluster) -> str:
@@ -157,7 +218,7 @@ def cluster_label(cluster) -> str:
     return f"{text} = {symbol}" if symbol else text
 
 
-def box_label(cluster, inputs, outputs, n_params, n_weights) -> str:
+def box_label(cluster, inputs, outputs, n_params, n_weights) -> Label:
     """A collapsed module: its path and class, the shapes in and out, how many weights it holds."""
     lines = [(cluster_label(cluster), True, False),
              (" ".join(map(shape_text, inputs)) + " → " + " ".join(map(shape_text, outputs)), False, False)]
@@ -169,8 +230,16 @@ def box_label(cluster, inputs, outputs, n_params, n_weights) -> str:
 def cluster_attrs(cluster, depth_in_tree: int) -> dict:
     fill = HEADS_FILL if cluster.what == "heads" else CLUSTER_FILLS[depth_in_tree % len(CLUSTER_FILLS)]
     style = "rounded,filled,dashed" if cluster.what != "scope" else "rounded,filled"
-    return {"label": cluster_label(cluster), "style": style, "fillcolor": fill, "color": "#7f7f7f",
-            "fontname": FONT, "fontsize": "12", "labeljust": "l", "margin": "10"}
+    return {"label": fitted([(cluster_label(cluster), False, False)], CLUSTER_SIZE), "style": style,
+            "fillcolor": fill, "color": "#7f7f7f", "fontname": FONT, "fontsize": str(CLUSTER_SIZE),
+            "labeljust": "l", "margin": "10"}
+
+
+def _cell(text, attrs="", bold=False, size=LEGEND_SIZE) -> str:
+    """One legend cell, wide enough for `text` in DejaVu Sans."""
+    width = math.ceil(text_width(text, size, bold)) + 2 * LEGEND_PAD + 2
+    text = f"<b>{html.escape(text)}</b>" if bold else html.escape(text)
+    return f'<td width="{width}"{attrs}>{text}</td>'
 
 
 def legend(graph, roles, skip: bool, backward: bool, sums: bool) -> None:
@@ -179,16 +248,16 @@ def legend(graph, roles, skip: bool, backward: bool, sums: bool) -> None:
     for role, (text, attrs) in ROLES.items():
         if role in roles:
             rounded = ' style="rounded"' if "rounded" in attrs["style"] or role == "op" else ""
-            cells.append(f'<td colspan="2" bgcolor="{attrs["fillcolor"]}" color="{attrs["color"]}"{rounded}>{text}</td>')
+            cells.append(_cell(text, f' colspan="2" bgcolor="{attrs["fillcolor"]}" color="{attrs["color"]}"{rounded}'))
     rows = [f"<tr>{cell}</tr>" for cell in cells]
     for flag, attrs, glyph, text in ((skip, SKIP_EDGE, "- - -", "residual: the skip input"),
                                      (backward, GRAD_EDGE, "——", "gradient, labelled ‖grad‖")):
         if flag:
             rows.append(f'<tr><td border="0"><font color="{attrs["color"]}" point-size="14"><b>{glyph}</b></font></td>'
-                        f'<td border="0" align="left">{text}</td></tr>')
+                        + _cell(text, ' border="0" align="left"') + '</tr>')
     if sums:
         rows.append(f'<tr><td border="0"><font color="{SUM["color"]}"><b>Σ</b></font></td>'
-                    '<td border="0" align="left">gradients from several ops summed</td></tr>')
-    table = ('<<table border="0" cellborder="1" cellspacing="3" cellpadding="4">'
-             '<tr><td colspan="2" border="0"><b>legend</b></td></tr>' + "".join(rows) + "</table>>")
-    graph.node("legend", table, shape="plaintext", fontname=FONT, fontsize="10")
+                    + _cell("gradients from several ops summed", ' border="0" align="left"') + '</tr>')
+    table = (f'<<table border="0" cellborder="1" cellspacing="3" cellpadding="{LEGEND_PAD}">'
+             '<tr>' + _cell("legend", ' colspan="2" border="0"', bold=True) + '</tr>' + "".join(rows) + "</table>>")
+    graph.node("legend", table, shape="plaintext", fontname=FONT, fontsize=str(LEGEND_SIZE))

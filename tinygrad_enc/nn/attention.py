@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import functional as F
 from ..checks import check_mask, shape_str
-from ..tensor import array_of
+from ..tensor import Tensor, array_of
 from .layers import Linear
 from .module import Module
 
@@ -31,6 +31,8 @@ class MultiHeadAttention(Module):
     Returns (B, T_q, d_model); `attn_weights` (B, H, T_q, T_k) holds the last
     call's attention weights as a read-only ndarray, taken before attention
     dropout so each row sums to 1 (PyTorch returns them after dropout).
+    While a decode runs, `cache` (a KVCache) keeps K and V between calls; T_k
+    then counts the cached keys too, and masks must cover all of them.
 
     Initialisation differs from torch.nn.MultiheadAttention's. Here each of
     q_proj, k_proj, v_proj and out_proj is a Linear with Linear's init: weight
@@ -54,6 +56,7 @@ class MultiHeadAttention(Module):
         self.v_proj = Linear(d_model, d_model, bias)    # W^V
         self.out_proj = Linear(d_model, d_model, bias)  # W^O
         self.attn_weights = None
+        self.cache = None  # a KVCache only while a decode runs (nn.decoding.kv_caches)
 
     def forward(self, query, key=None, value=None, mask=None, key_padding_mask=None):
         key = query if key is None else key
@@ -62,13 +65,20 @@ class MultiHeadAttention(Module):
         B, T_q, T_k, H = query.shape[0], query.shape[1], key.shape[1], self.n_heads
 
         q = self.q_proj(query)
-        k = self.k_proj(key)
-        v = self.v_proj(value)
-        q.name, k.name, v.name = "Q", "K", "V"
+        q.name = "Q"
         # split d_model into H heads of d_k: (B, T, d_model) -> (B, H, T, d_k)
         q = q.reshape(B, T_q, H, self.d_k).transpose(1, 2)
-        k = k.reshape(B, T_k, H, self.d_k).transpose(1, 2)
-        v = v.reshape(B, T_k, H, self.d_k).transpose(1, 2)
+        if self.cache is not None and self.cache.static and self.cache.k is not None:
+            k, v = self.cache.k, self.cache.v  # decoding: the encoder output's K, V, projected once
+        else:
+            k = self.k_proj(key)
+            v = self.v_proj(value)
+            k.name, v.name = "K", "V"
+            k = k.reshape(B, T_k, H, self.d_k).transpose(1, 2)
+            v = v.reshape(B, T_k, H, self.d_k).transpose(1, 2)
+            if self.cache is not None:
+                k, v = self.cache.update(k, v)  # decoding: with the earlier positions' K, V
+        T_k = k.shape[2]
 
         blocked = self._combine_masks(mask, key_padding_mask, (B, H, T_q, T_k))
         dropout_p = self.dropout if self.training else 0.0
@@ -112,3 +122,34 @@ class MultiHeadAttention(Module):
 
     def extra_repr(self):
         return f"d_model={self.d_model}, n_heads={self.n_heads}, d_k={self.d_k}, dropout={self.dropout}"
+
+
+class KVCache:
+    """The keys and values one attention module has computed, kept between the
+    steps of a decode. nn.decoding.kv_caches puts one in `MultiHeadAttention.cache`
+    for the length of a decode and takes it away after: training never sees one.
+
+    static=False, masked self-attention: each step appends the new tokens' K
+      and V to those of the earlier positions, so step t projects one token
+      instead of all t (its query still needs the mask of its own position).
+    static=True, encoder-decoder attention: K and V of the encoder's output are
+      projected at the first step and reused at every later one.
+    `k` and `v` are (B, H, T_k, d_k) Tensors, or None before the first step.
+    """
+
+    def __init__(self, static=False):
+        self.static = static
+        self.k = self.v = None
+
+    def update(self, k, v):
+        """Keep (self-attention: append) the new K and V; return all of them."""
+        if self.k is not None:  # (B, H, T_past, d_k) + (B, H, T_new, d_k) along the time axis
+            k, v = Tensor.cat([self.k, k], axis=2), Tensor.cat([self.v, v], axis=2)
+        self.k, self.v = k, v
+        return k, v
+
+    def select(self, rows):
+        """Keep batch rows `rows` (an integer array), in that order: beam search
+        continues some hypotheses twice and drops others."""
+        if self.k is not None:
+            self.k, self.v = self.k[rows], self.v[rows]

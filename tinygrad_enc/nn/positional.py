@@ -11,10 +11,11 @@ from .layers import standard_normal
 from .module import Module, Parameter
 
 
-def _check_length(name, x, max_len):
-    if x.ndim < 2 or x.shape[-2] > max_len:
+def _check_length(name, x, max_len, offset=0):
+    if x.ndim < 2 or offset + x.shape[-2] > max_len:
+        at = f"offset + T = {offset} + T" if offset else "T"
         raise ValueError(f"{name}: input {shape_str(x.shape)} must be (..., T, d_model) with "
-                         f"T <= max_len = {max_len}")
+                         f"{at} <= max_len = {max_len}")
 
 
 def sinusoidal_table(max_len, d_model):
@@ -43,6 +44,8 @@ class SinusoidalPositionalEncoding(Module):
     `to(dtype)` computes it again and rounds once to `dtype` (a cast would
     keep float32's rounding), so a float64 model adds the exact positions.
     A table assigned by hand (`enc.pe = ...`) is cast like any buffer.
+    `offset` is the position of the first of the T tokens (decoding one token
+    at a time with a cache feeds token t alone, at offset t).
     """
 
     def __init__(self, d_model, max_len=5000):
@@ -58,12 +61,12 @@ class SinusoidalPositionalEncoding(Module):
                 return exact.astype(dtype)
         return super()._cast_buffer(name, dtype)
 
-    def forward(self, x):
-        _check_length("SinusoidalPositionalEncoding", x, self.max_len)
+    def forward(self, x, offset=0):
+        _check_length("SinusoidalPositionalEncoding", x, self.max_len, offset)
         if x.shape[-1] != self.d_model:
             raise ValueError(f"SinusoidalPositionalEncoding: input {shape_str(x.shape)} must end "
                              f"in d_model = {self.d_model}")
-        return x + self.pe[: x.shape[-2]]
+        return x + self.pe[offset: offset + x.shape[-2]]
 
     def extra_repr(self):
         return f"d_model={self.d_model}, max_len={self.max_len}"
@@ -71,16 +74,17 @@ class SinusoidalPositionalEncoding(Module):
 
 class LearnedPositionalEmbedding(Module):
     """One learned vector per position, `weight` (max_len, d_model), added to
-    the input (B, T, d_model). Initialised N(0, 1) like an Embedding."""
+    the input (B, T, d_model). Initialised N(0, 1) like an Embedding.
+    `offset` is the position of the first of the T tokens."""
 
     def __init__(self, max_len, d_model):
         super().__init__()
         self.max_len, self.d_model = max_len, d_model
         self.weight = Parameter(standard_normal((max_len, d_model)))
 
-    def forward(self, x):
-        _check_length("LearnedPositionalEmbedding", x, self.max_len)
-        return x + self.weight[: x.shape[-2]]
+    def forward(self, x, offset=0):
+        _check_length("LearnedPositionalEmbedding", x, self.max_len, offset)
+        return x + self.weight[offset: offset + x.shape[-2]]
 
     def extra_repr(self):
         return f"max_len={self.max_len}, d_model={self.d_model}"

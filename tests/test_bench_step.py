@@ -1,0 +1,53 @@
+"""The benchmark runs (quick mode, in a process of its own) and reports every
+figure it promises. Nothing here judges the time: CI machines differ."""
+import json
+import math
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FIELDS = ("ours_ms", "torch_ms", "ratio", "gemm_gflop", "gemm_floor_ms", "gemm_gflops_per_s",
+          "ours_over_floor", "ours_peak_mib", "torch_peak_mib", "memory_ratio")
+
+
+@pytest.fixture(scope="module")
+def report():
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_step.py"), "--quick",
+                           "--scaling", "--json", "--threads", "1"],
+                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=600)
+    assert done.returncode == 0, done.stderr
+    return json.loads(done.stdout)
+
+
+def test_quick_run_reports_every_figure(report):
+    try:
+        import torch  # noqa: F401
+        with_torch = True
+    except ImportError:
+        with_torch = False
+    assert report["environment"]["threads"] == 1
+    assert Path(report["environment"]["tinygrad_enc"]) == ROOT / "tinygrad_enc"
+    rows = report["configs"] + report["scaling"]
+    assert [r["config"] for r in rows] == ["small", "T=32"]
+    for row in rows:
+        for field in FIELDS:
+            if field.startswith("torch") or field in ("ratio", "memory_ratio"):
+                assert (row[field] is not None) == with_torch, field
+            if row[field] is not None:
+                assert math.isfinite(row[field]) and row[field] > 0, (field, row[field])
+        if with_torch:
+            assert row["ratio"] == pytest.approx(row["ours_ms"] / row["torch_ms"])
+
+
+def test_gemm_flops_count_every_product_three_times(report):
+    small = report["configs"][0]
+    B, T, D, H, F, L, V = (small[k] for k in "BTDHFLV")
+    tokens = B * T
+    forward = L * (4 * 2 * tokens * D * D + 2 * 2 * B * T * T * D + 2 * 2 * tokens * D * F) \
+        + 2 * tokens * D * V
+    assert small["gemm_gflop"] == pytest.approx(3 * forward / 1e9)
