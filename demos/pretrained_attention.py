@@ -174,13 +174,14 @@ def plot_similarity(texts, similarity, path):
 def draw_head(tokens, weights, layer_head, path):
     """One head's attention as a heatmap (png) and as a token graph (svg).
 
-    viz titles the panel of a single (T, T) head "head 0"; the file name says
-    which head it is. In the graph the title node is renamed."""
+    viz labels the only head of a (T, T) graph "head 0"; that node is renamed
+    to the head it really is."""
     layer, head = layer_head
     w = weights[layer, head]                                          # (T, T)
+    title = f"layer {layer}, head {head}"
     graph = viz.attention_digraph(w, tokens)
-    graph.node("h0_title", f"layer {layer}, head {head}")
-    return (viz.attention_heatmap(w, tokens, tokens, f"{path}.png"),
+    graph.node("h0_title", title)
+    return (viz.attention_heatmap(w, tokens, tokens, f"{path}.png", title=title),
             viz.render(graph, f"{path}_graph", format="svg"))
 
 
