@@ -158,6 +158,18 @@ def test_misuse_is_a_clear_error(tiny_model, kwargs, error, message):
         tiny_model(**kwargs)
 
 
+def test_the_tokenizer_batch_is_the_model_call(tmp_path):
+    model, tokenizer = pretrained.load_bert(write_model_dir(tmp_path / "m"))
+    batch = tokenizer(["it was too tired", "wide"])
+    with no_grad():
+        by_name = model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                        key_padding_mask=batch["key_padding_mask"])
+        np.testing.assert_array_equal(model(**batch).data, by_name.data)
+        weights = model.encoder.layers[1].self_attn.attn_weights
+    assert weights.shape == (2, 2, 6, 6)
+    np.testing.assert_array_equal(weights[1, :, :, 3:], 0.0)  # no attention to padding
+
+
 def test_sentence_embeddings_misuse_and_mode(tmp_path):
     model, tokenizer = pretrained.load_bert(write_model_dir(tmp_path / "m"))
     with pytest.raises(TypeError, match="got one str"):
