@@ -230,7 +230,7 @@ def assert_matches_reference(model, tokenizer, reference, texts, atol):
         pooled = model.pooler(hidden)
     ref_hidden, ref_attention, ref_pooled, ref_embeddings = reference_outputs(reference, batch)
     keep = ~batch["key_padding_mask"]
-    np.testing.assert_allclose(hidden.data[keep], ref_hidden[keep], rtol=0, atol=10 * atol)
+    np.testing.assert_allclose(hidden.data[keep], ref_hidden[keep], rtol=0, atol=atol)
     for layer, ref in zip(model.encoder.layers, ref_attention):
         np.testing.assert_allclose(layer.self_attn.attn_weights, ref, rtol=0, atol=atol)
     np.testing.assert_allclose(pooled.data, ref_pooled, rtol=0, atol=atol)
