@@ -36,6 +36,31 @@ def integer(op, name, value, minimum=None):
     return value
 
 
+def number(op, name, value, low=None, high=None, low_open=False, high_open=False):
+    """`value` as a Python float: an int, a float or a numpy number, never a bool
+    or a string; within [low, high] when given (NaN is outside every range). An
+    open end (low_open, high_open) excludes the bound itself: eps > 0, beta < 1."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    above = low is None or (value > low if low_open else value >= low)
+    below = high is None or (value < high if high_open else value <= high)
+    if not (above and below):
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        span = f"in {left}{low}, {high}{right}" if low is not None and high is not None else \
+            f"{'>' if low_open else '>='} {low}" if low is not None else \
+            f"{'<' if high_open else '<='} {high}"
+        raise ValueError(f"{op}: {name} must be {span}, got {value}")
+    return value
+
+
+def flag(op, name, value):
+    """`value` as a bool: True or False only (a string like "no" is truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return bool(value)
+
+
 def shape_arg(op, shape):
     """Accept f(2, 3) and f((2, 3)); every size an integer (a float is an error)."""
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
@@ -182,11 +207,26 @@ def tensor_list(op, tensors, tensor_type):
     return tensors
 
 
+# numpy's words for mistakes a learner makes, and what to write instead
+# (PyTorch's advice where PyTorch has the same rule)
+_NUMPY_ADVICE = {
+    "boolean subtract": "subtracting boolean tensors is not supported (nor in PyTorch): for "
+                        "'one but not the other' use a ^ b, for 'a and not b' use a & ~b",
+    "boolean negative": "negating a boolean tensor is not supported (nor in PyTorch): to "
+                        "invert a mask use ~mask",
+    "negative integer powers": "an integer tensor to a negative integer power is not an "
+                               "integer (PyTorch refuses it too): use a float exponent "
+                               "(x ** -1.0) or make x float first",
+    "slice step cannot be zero": "a slice step cannot be zero",
+}
+
+
 def op_error(op, shapes, error):
     """A numpy error raised inside op's forward, said in the op's terms."""
     reason = str(error)
     if "broadcast" in reason:
         return ValueError(f"{op}: shapes {shapes_str(shapes)} do not broadcast together")
+    reason = next((advice for words, advice in _NUMPY_ADVICE.items() if words in reason), reason)
     return type(error)(f"{op}: input{'s' if len(shapes) != 1 else ''} {shapes_str(shapes)}: "
                        f"{reason}")
 

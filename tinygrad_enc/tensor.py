@@ -66,14 +66,17 @@ def set_scope(scope):
 
 
 def add_observer(observer):
-    """Call `observer(phase, op, seconds)` after every forward and backward of
-    an op in this thread ("forward" or "backward"); the op's `scope` says which
-    module ran it. Off (and free) when nobody observes."""
+    """Call `observer(phase, op, seconds, result)` after every forward and
+    backward of an op in this thread: phase "forward" with the output array,
+    "backward" with the gradients the op sends to its inputs (a tuple, or one
+    array). While observed an op also keeps `scope` (the module that ran it)
+    and `input_arrays`. Off (and free) when nobody observes."""
     _state.observers = _state.observers + (observer,)
 
 
 def remove_observer(observer):
-    _state.observers = tuple(o for o in _state.observers if o is not observer)
+    # ==, not `is`: obj.method makes a new bound method object each time
+    _state.observers = tuple(o for o in _state.observers if o != observer)
 
 
 class no_grad:
@@ -150,8 +153,8 @@ def apply(op, *inputs, **kwargs):
         arrays = promote(arrays)  # PyTorch's dtype for several tensors (dtypes.py)
     ctx = op()
     try:
-        if _state.observers:
-            ctx.scope = _state.scope
+        if _state.observers:  # they may ask which module ran the op, and on what
+            ctx.scope, ctx.input_arrays = _state.scope, arrays
             data = _observed(ctx, "forward", ctx.forward, *arrays, **kwargs)
         else:
             data = ctx.forward(*arrays, **kwargs)
@@ -160,10 +163,14 @@ def apply(op, *inputs, **kwargs):
     out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))
     if _state.grad_enabled:
         needs_grad = tuple([t._requires_grad for t in inputs])
+        ctx.parents, ctx.scope = inputs, _state.scope
         if True in needs_grad:
-            ctx.parents, ctx.needs_grad, ctx.scope = inputs, needs_grad, _state.scope
-            ctx.versions = tuple([t._version for t in inputs])
+            ctx.needs_grad, ctx.versions = needs_grad, tuple([t._version for t in inputs])
             out._requires_grad, out._ctx = True, ctx
+        else:  # no gradient flows here, so it stays a leaf; kept so that a drawing shows the op
+            out._origin = ctx
+    else:
+        out._origin = ctx.op_name  # made under no_grad: a drawing says so (holds no arrays)
     return out
 
 
@@ -181,7 +188,7 @@ def topological_order(root, include_constants=False):
     """The tensors behind `root`, each once, every tensor after the tensors it
     was computed from (post-order of an iterative depth-first search, first
     inputs first). Only those that require grad, unless `include_constants`
-    (viz draws those too)."""
+    (viz draws those too, and the ops kept for drawing only: `_origin`, see apply)."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
@@ -193,8 +200,12 @@ def topological_order(root, include_constants=False):
             continue
         visited.add(id(tensor))
         stack.append((tensor, True))
-        if tensor._ctx is not None:
-            stack.extend((parent, False) for parent in reversed(tensor._ctx.parents)
+        ctx = tensor._ctx
+        if ctx is None and include_constants:
+            ctx = getattr(tensor, "_origin", None)
+            ctx = None if isinstance(ctx, str) else ctx  # run under no_grad: its inputs are unknown
+        if ctx is not None:
+            stack.extend((parent, False) for parent in reversed(ctx.parents)
                          if (include_constants or parent._requires_grad)
                          and id(parent) not in visited)
     return order
@@ -216,7 +227,11 @@ def walk_backward(root, grad=None, on_edge=None):
                                "Reduce it first (.sum(), .mean()) or pass grad=")
         grad = np.ones(root.shape, dtype=root.dtype)
     else:
-        grad = np.array(grad.data if isinstance(grad, Tensor) else grad, dtype=root.dtype)
+        given = numbers_array(grad.data if isinstance(grad, Tensor) else grad)
+        if given is None:
+            raise TypeError("backward: grad must be an array or Tensor of numbers of the "
+                            f"output's shape {shape_str(root.shape)}, got {type(grad).__name__}")
+        grad = given.astype(root.dtype)  # cast as PyTorch does; a copy the walk may own
         if grad.shape != root.shape:
             raise ValueError(f"backward: grad has shape {shape_str(grad.shape)} but the output "
                              f"has shape {shape_str(root.shape)}")
@@ -256,7 +271,8 @@ def _check_versions(tensor, ctx):
                         if p._version != v), None)
         if changed is None:
             return
-    raise RuntimeError(f"backward: {changed} of {ctx.op_name} was changed in place (by an "
+    where = f" (in module {ctx.scope.path or ctx.scope.kind})" if ctx.scope is not None else ""
+    raise RuntimeError(f"backward: {changed} of {ctx.op_name}{where} was changed in place (by an "
                        "in-place operator, an optimizer step or load_state_dict) after "
                        f"{ctx.op_name} used it, so the gradient would mix old and new values. "
                        "Run the forward pass again after changing the tensor")
@@ -302,7 +318,11 @@ class Tensor:
     float32, as in PyTorch. Tensors of several dtypes meeting in an op follow
     PyTorch's promotion (dtypes.py): int32 / float32 is float32.
     """
-    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "name", "_version", "__weakref__")
+    # _base, set on views only (see _view_of): the tensor whose array this one's is a view of;
+    # _origin (unset on tensors no op made): for a leaf an op made, that op with its inputs
+    # (grad on, no input required grad) or its name (made under no_grad); read by viz only
+    __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "name", "_version", "_base",
+                 "_origin", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -312,9 +332,14 @@ class Tensor:
             array = np.asarray(data) if dtype is None else np.asarray(data, dtype=dtype)
         except (ValueError, TypeError):
             array = None
+        if array is not None and dtype is not None and array.dtype.kind not in "biuf":
+            raise TypeError(f"Tensor: dtype {array.dtype} is not boolean, integer or "
+                            "floating-point")
         if array is None or array.dtype.kind not in "biuf":
+            hint = ("; to join tensors use Tensor.stack" if isinstance(data, (list, tuple)) and
+                    any(isinstance(d, Tensor) for d in data) else "")
             raise TypeError(f"Tensor: cannot make a tensor from {type(data).__name__} "
-                            "(ragged lists or non-numbers)")
+                            f"(ragged lists, non-numbers, or integers beyond int64){hint}")
         if dtype is None and _float_dtype(array.dtype) and array.dtype != np.float32:
             array = array.astype(np.float32)  # the one conversion: a fresh array
         elif isinstance(data, np.ndarray) and np.may_share_memory(array, data):
@@ -325,6 +350,8 @@ class Tensor:
         """Take `array`, made for this tensor alone, as its data (no copy)."""
         if array.dtype.kind not in "biuf":
             raise TypeError(f"Tensor: dtype {array.dtype} is not boolean, integer or floating-point")
+        if not isinstance(requires_grad, (bool, np.bool_)):
+            raise TypeError(f"Tensor: requires_grad must be True or False, got {requires_grad!r}")
         if requires_grad and not _float_dtype(array.dtype):
             raise TypeError(f"Tensor: only floating-point tensors can require grad, got dtype "
                             f"{array.dtype} (integer tensors hold indices, boolean ones masks)")
@@ -389,6 +416,13 @@ class Tensor:
             raise TypeError("len() of a 0-d tensor")
         return len(self.data)
 
+    def __iter__(self):
+        """Iterating gives the rows, x[0], x[1], ... (a 0-d tensor has none:
+        an error, as in PyTorch, not an empty loop)."""
+        if self.ndim == 0:
+            raise TypeError("iteration over a 0-d tensor")
+        return (self[i] for i in range(len(self)))
+
     def numpy(self):
         return self.data
 
@@ -400,7 +434,9 @@ class Tensor:
 
     def detach(self):
         """The same values, cut from the graph (shares memory, like PyTorch)."""
-        return Tensor._wrap(self.data)
+        out = self._view_of(Tensor._wrap(self.data))
+        out._origin = "detach"  # a drawing says where the graph was cut
+        return out
 
     def __repr__(self):
         made_by = f", op={self._ctx.op_name}" if self._ctx is not None else ""
@@ -427,10 +463,10 @@ class Tensor:
         """
         for tensor, g in walk_backward(self, grad):
             if tensor._ctx is None:
-                if tensor._grad is None:
-                    tensor._grad = np.array(g, dtype=tensor.dtype, copy=True)  # never alias
-                else:
-                    tensor._grad += g
+                # a new array each time, never written in place: it may be an
+                # array the caller assigned to .grad, or one a backward shares
+                tensor._grad = (np.array(g, dtype=tensor.dtype, copy=True) if tensor._grad is None
+                                else np.add(tensor._grad, g, dtype=tensor.dtype))
 
     def zero_grad(self):
         self.grad = None
@@ -496,12 +532,21 @@ class Tensor:
     def __imul__(self, other): return self._in_place(ops.Mul, np.multiply, other, "*=")
     def __itruediv__(self, other): return self._in_place(ops.Div, np.true_divide, other, "/=")
 
+    def __ipow__(self, exponent):
+        # defined, so that x **= 2 does not silently make a new tensor (Python's fallback)
+        if isinstance(exponent, (bool, np.bool_)) or not isinstance(
+                exponent, (int, float, np.integer, np.floating)):
+            raise TypeError(f"**=: the exponent must be a number, got {exponent!r}")
+        return self._in_place(ops.Pow, np.power, exponent, "**=")
+
     def _in_place(self, op, ufunc, other, symbol):
         """Change this tensor's values, keeping the object (a module still holds
         it). Without a graph (under no_grad, the hand-written update
-        `p -= lr * p.grad`) the array is written in place. In a graph, the
-        tensor becomes the op's output node. Either way its version goes up,
-        so a graph that used the old values refuses to backward through them."""
+        `p -= lr * p.grad`) the array is written in place, and a tensor this
+        one is a view of (made by indexing, reshape, transpose or detach) sees
+        the change. In a graph, the tensor becomes the op's output node, with
+        a new array. Either way its version goes up (and its base's), so a
+        graph that used the old values refuses to backward through them."""
         other = self._operand(other, symbol)
         if broadcast_shape(symbol, self.shape, other.shape) != self.shape:
             raise ValueError(f"{symbol}: the result's shape "
@@ -511,7 +556,9 @@ class Tensor:
             _float_dtype(self.dtype) else np.dtype(np.float32)
         if not np.can_cast(result_type, self.dtype, "same_kind"):
             raise TypeError(f"{symbol}: the result is {result_type}, which a {self.dtype} tensor "
-                            f"cannot hold in place; write x = x {symbol[0]} y for a new tensor")
+                            f"cannot hold in place (PyTorch: 'result type can't be cast to the "
+                            f"desired output type'); write x = x {symbol[0]} y for a new tensor")
+        base = getattr(self, "_base", None)
         recording = _state.grad_enabled and (self._requires_grad or other._requires_grad)
         if recording and self._ctx is None and self._requires_grad:
             raise RuntimeError(f"{symbol}: a leaf tensor that requires grad cannot be changed in "
@@ -519,11 +566,16 @@ class Tensor:
                                "requires grad is being used in an in-place operation'). For a "
                                "weight update use `with no_grad():`, or write x = x "
                                f"{symbol[0]} y")
+        if recording and base is not None:
+            raise RuntimeError(f"{symbol}: this tensor is a view of another one (made by "
+                               "indexing, reshape, transpose or detach); changing a view in place "
+                               "while the graph is recorded is not supported. Write "
+                               f"y = y {symbol[0]} z for a new tensor")
         if recording:
             before = Tensor._wrap(self.data)  # the old value, as its own node of the graph
             before._requires_grad, before._ctx, before._version = (
                 self._requires_grad, self._ctx, self._version)
-            out = apply(op, before, other)
+            out = apply(op, before, before if other is self else other)
             self.data, self._ctx, self._requires_grad = (
                 out.data.astype(self.dtype, copy=False), out._ctx, True)
             self._version += 1
@@ -537,8 +589,44 @@ class Tensor:
             ufunc(self.data, other.data, out=self.data, casting="same_kind")
         except (ValueError, TypeError) as e:
             raise op_error(symbol, [self.shape, other.shape], e) from None
-        self._version += 1
+        self._changed()
         return self
+
+    def __setitem__(self, index, value):
+        """x[index] = value writes into x's array, as numpy does (and x[i] += y
+        changes x), outside a graph only: under no_grad, or on a tensor that
+        does not require grad. In a graph write x = x.masked_fill(mask, v) or
+        Tensor.where(mask, v, x)."""
+        value = self._operand(value, "setitem")
+        if _state.grad_enabled and (self._requires_grad or value._requires_grad):
+            raise RuntimeError("setitem: x[index] = value is not recorded in the graph (x or the "
+                               "value requires grad); use masked_fill or Tensor.where for a new "
+                               "tensor, or write it under no_grad() (a weight update)")
+        if not self.data.flags.writeable:
+            raise ValueError("setitem: this tensor's array is read-only (a broadcast view, made "
+                             "by expand, or an array numpy lent)")
+        if not np.can_cast(value.dtype, self.dtype, "same_kind"):
+            raise TypeError(f"setitem: a {value.dtype} value cannot be written into a "
+                            f"{self.dtype} tensor")
+        try:
+            self.data[_plain_index(index)] = value.data
+        except (ValueError, IndexError, TypeError) as e:
+            raise op_error("setitem", [self.shape, value.shape], e) from None
+        self._changed()
+
+    def _changed(self):
+        """Count one in-place change of this tensor, and of every tensor it is a view of."""
+        changed = self
+        while changed is not None:
+            changed._version += 1
+            changed = getattr(changed, "_base", None)
+
+    def _view_of(self, out):
+        """`out`, remembering that its array is a view of this tensor's, so that
+        an in-place change of `out` also counts as a change of this tensor."""
+        if np.may_share_memory(out.data, self.data):
+            out._base = self
+        return out
 
     def __pow__(self, exponent):
         if isinstance(exponent, (Tensor, np.ndarray, list)):  # a tensor exponent
@@ -643,7 +731,7 @@ class Tensor:
     # ----- shape ------------------------------------------------------------
     def reshape(self, *shape):
         shape = shape_arg("reshape", shape)
-        return apply(ops.Reshape, self, shape=resolve_reshape(self.shape, shape))
+        return self._view_of(apply(ops.Reshape, self, shape=resolve_reshape(self.shape, shape)))
 
     view = reshape
 
@@ -653,7 +741,7 @@ class Tensor:
         if sorted(axes) != list(range(self.ndim)):
             raise ValueError(f"permute: axes {given} are not a permutation of the "
                              f"{self.ndim} axes of shape {shape_str(self.shape)}")
-        return apply(ops.Permute, self, axes=axes)
+        return self._view_of(apply(ops.Permute, self, axes=axes))
 
     @torch_names(dim0="a", dim1="b")
     def transpose(self, a=-2, b=-1):
@@ -663,11 +751,11 @@ class Tensor:
         if pair:  # a 0-d tensor has nothing to swap
             a, b = pair
             axes[a], axes[b] = axes[b], axes[a]
-        return apply(ops.Permute, self, axes=tuple(axes))
+        return self._view_of(apply(ops.Permute, self, axes=tuple(axes)))
 
     @property
     def T(self):
-        return apply(ops.Permute, self, axes=tuple(reversed(range(self.ndim))))
+        return self._view_of(apply(ops.Permute, self, axes=tuple(reversed(range(self.ndim)))))
 
     def expand(self, *shape):
         """Broadcast to `shape` without copying; -1 keeps an axis's size."""
@@ -688,16 +776,14 @@ class Tensor:
         return apply(ops.Expand, self, shape=target)
 
     def __getitem__(self, index):
+        """numpy's indexing, except that integers mixed with index arrays select
+        first, as in PyTorch: x[:, 0, :, [0, 1]] of a (2, 3, 4, 5) tensor is
+        (2, 4, 2) (numpy would give (2, 2, 4))."""
         index = _plain_index(index)
-        if _ints_with_arrays(index):
-            # PyTorch's order of axes: the integers select first, then the arrays
-            # index what is left (numpy would put the arrays' axes first when a
-            # slice separates them: x[0, :, [0, 1]] is (2, n) there, (n, 2) here)
-            ints = tuple(p if _is_int(p) or p is Ellipsis else slice(None)
-                         for p in index if p is not None)
-            rest = tuple(p for p in index if not _is_int(p))
-            return apply(ops.GetItem, apply(ops.GetItem, self, index=ints), index=rest)
-        return apply(ops.GetItem, self, index=index)
+        integers_first = _integers_first(index)
+        if integers_first is not None:
+            return self[integers_first[0]][integers_first[1]]
+        return self._view_of(apply(ops.GetItem, self, index=index))
 
     def masked_fill(self, mask, value):
         """Where `mask` is True put `value`; mask is boolean and broadcasts to
@@ -1294,24 +1380,42 @@ def _plain_index(index):
     return _index_part(index)
 
 
-def _is_int(part):
-    return isinstance(part, (int, np.integer)) and not isinstance(part, (bool, np.bool_))
-
-
-def _ints_with_arrays(index):
-    """Does a tuple index hold integers and index arrays both?"""
-    return isinstance(index, tuple) and any(_is_int(p) for p in index) and any(
-        isinstance(p, np.ndarray) and p.ndim > 0 for p in index)
-
-
 def _index_part(part):
     if isinstance(part, Tensor):
         part = part.data
     elif isinstance(part, list):
-        part = np.asarray(part)
+        array = numbers_array(part)
+        if array is None:
+            raise IndexError(f"getitem: a list index must hold integers or booleans of one "
+                             f"shape, got {part!r}"[:200])
+        part = array
     if isinstance(part, np.ndarray) and part.dtype.kind in "iu":
         return integer_index("getitem", part)
     return part
+
+
+def _is_integer(part):
+    return isinstance(part, (int, np.integer)) and not isinstance(part, (bool, np.bool_))
+
+
+def _integers_first(index):
+    """For a tuple index mixing integers with index arrays: the index of the
+    integers alone (every other part kept as `:`) and the index of the rest,
+    applied one after the other (PyTorch's axis order). None otherwise."""
+    if not isinstance(index, tuple) or not any(map(_is_integer, index)) or not any(
+            isinstance(p, np.ndarray) and p.ndim for p in index):
+        return None
+    first, rest = [], []
+    for part in index:
+        if _is_integer(part):
+            first.append(part)
+            continue
+        if isinstance(part, np.ndarray) and part.dtype == np.bool_:
+            first.extend([slice(None)] * part.ndim)  # a mask spans one axis per dimension
+        else:
+            first.append(part if part is None or part is Ellipsis else slice(None))
+        rest.append(slice(None) if part is None else part)  # the new axis is made already
+    return tuple(first), tuple(rest)
 
 
 def _index_array(op, index):
