@@ -261,14 +261,14 @@ def test_scope_of_each_op_is_the_innermost_module():
     enc = tiny_encoder()
     out = enc(leaf(1, 3, 8))
     weight = enc.layers[0].self_attn.q_proj.weight
-    # the transpose of q_proj's weight, then the matmul it feeds: both made in q_proj
+    # q_proj's linear op, made in q_proj; the reshape into heads it feeds, made in self_attn
     uses = [ctx for ctx in graph_functions(out) if any(p is weight for p in ctx.parents)]
     assert [(ctx.op_name, ctx.scope.path) for ctx in uses] == \
-        [("permute", "layers.0.self_attn.q_proj")]
+        [("linear", "layers.0.self_attn.q_proj")]
     consumers = [ctx for ctx in graph_functions(out)
                  if any(p._ctx is uses[0] for p in ctx.parents)]
     assert [(ctx.op_name, ctx.scope.path) for ctx in consumers] == \
-        [("matmul", "layers.0.self_attn.q_proj")]
+        [("reshape", "layers.0.self_attn")]
 
 
 def test_scope_is_restored_after_forward_and_after_errors():
@@ -317,3 +317,12 @@ def test_paths_follow_a_replaced_submodule():
     paths = {ctx.scope.path: id(ctx.scope.module) for ctx in graph_functions(enc(leaf(1, 3, 8)))}
     assert paths["layers.0.ffn.linear2"] == id(enc.layers[0].ffn.linear2)
     assert paths["layers.1.ffn.linear2"] == id(enc.layers[1].ffn.linear2)
+
+
+def test_load_state_dict_takes_torch_tensors():
+    torch = pytest.importorskip("torch")
+    manual_seed(0)
+    model = nn.Linear(3, 2)
+    model.load_state_dict({"weight": torch.ones(2, 3), "bias": torch.arange(2.0)})
+    np.testing.assert_array_equal(model.weight.data, np.ones((2, 3)))
+    np.testing.assert_array_equal(model.bias.data, [0.0, 1.0])

@@ -190,3 +190,40 @@ def test_pictures_exist():
     assert len(pictures) >= 15
     for picture in pictures:
         assert (ROOT / "docs" / picture).stat().st_size > 1000, picture
+
+
+def test_pretrained_numbers():
+    """The section "A real Transformer": the demo's findings on all-MiniLM-L6-v2."""
+    from tinygrad_enc import pretrained
+    import pretrained_attention
+    try:
+        model, tokenizer = pretrained.load_bert()
+    except ModuleNotFoundError as missing:
+        import pytest
+        pytest.skip(str(missing))
+    with contextlib.redirect_stdout(io.StringIO()):
+        r = pretrained_attention.analyse(model, tokenizer)
+        similarity = pretrained_attention.similarity(model, tokenizer)
+    tired, wide = r["tables"]["tired"], r["tables"]["wide"]
+    head = pretrained_attention.CHOSEN_HEAD
+    assert r["it_heads"][0] == r["street_heads"][0] == head == (3, 1)
+    assert r["animal_heads"][:2] == [(5, 11), head]
+    assert_quoted(
+        f"In **layer {head[0]} head {head[1]}**, \"it\" gives {tired['animal'][head]:.2f} of its "
+        f"attention to \"animal\" and {tired['street'][head]:.2f} to \"street\"",
+        f"give \"animal\" only {r['others'][head]:.2f} on average there",
+        f"gives \"animal\" {wide['animal'][head]:.2f} and \"street\" {wide['street'][head]:.2f}",
+        f"most toward \"street\" (+{r['shift'][head]:.2f})",
+        f"Layer 5 head 11 gives \"animal\" even more ({tired['animal'][5, 11]:.2f})",
+        f"every token looks at \"animal\" ({r['others'][5, 11]:.2f} on average)",
+        f"In {r['tired']['special'][0]} of the 72 heads",
+        f"{r['tired']['special'][1]:.0%} of its attention goes there on average",
+        f"with either ending, {r['prefers_street']['tired']} of the 72 heads")
+    assert r["prefers_street"]["tired"] == r["prefers_street"]["wide"]
+    assert_quoted(f"Paraphrases score {similarity[0, 1]:.2f}", f"{similarity[2, 3]:.2f} (a cat",
+                  f"and {similarity[4, 5]:.2f} (stock prices")
+    assert abs(similarity[6, :6]).max() < 0.1 and abs(similarity[0, 2:6]).max() < 0.1
+    assert_quoted(f"{model.num_parameters():,}: MiniLM",
+                  " ".join(tokenizer.tokenize("Tokenization is unbelievably easy")),
+                  " ".join(tokenizer.convert_ids_to_tokens(
+                      tokenizer([pretrained_attention.SENTENCE.format("tired")])["input_ids"][0])))
