@@ -3,7 +3,7 @@
     python benchmarks/bench_step.py                        # small and medium
     python benchmarks/bench_step.py --config medium --threads 2
     python benchmarks/bench_step.py --scaling              # also T = 32 ... 512 at medium width
-    python benchmarks/bench_step.py --quick --json         # CI: a few steps, small, no verdict
+    python benchmarks/bench_step.py --quick --json         # CI: a tiny model, no verdict
 
 The step: Embedding(V, D) + a fixed sinusoidal position table ->
 TransformerEncoder(L, D, H, F, dropout=0) (post-LN, relu) -> Linear(D, V) ->
@@ -43,6 +43,7 @@ CONFIGS = {
     "small": dict(B=32, T=32, D=64, H=4, F=256, L=2, V=32),
     "medium": dict(B=32, T=128, D=256, H=8, F=1024, L=4, V=1000),
 }
+TINY = dict(B=2, T=8, D=16, H=2, F=32, L=1, V=11)  # --quick: checks the code runs, times nothing
 SCALING_LENGTHS = (32, 64, 128, 256, 512)  # at the medium width, B=8
 DEFAULT_THREADS = 1
 # (warm-up steps, timed steps, steps per turn, steps in the memory process)
@@ -208,20 +209,21 @@ def peak_memory(library, cfg, steps, threads):
 
 
 # ----- one configuration: every figure ---------------------------------------------------
-def measure(name, cfg, threads, plan, with_torch):
+def measure(name, cfg, threads, plan, with_torch, torch_memory=True):
     warmup, timed, turn, memory_steps = plan
     steps = {"ours": ours_step(cfg)}
     if with_torch:
         steps["torch"] = torch_step(cfg)
     ms = {lib: s * 1e3 for lib, s in interleaved_medians(steps, warmup, timed, turn).items()}
     floor_s, flops = gemm_floor(cfg, repeats=max(3, timed // 4))
-    memory = {lib: peak_memory(lib, cfg, memory_steps, threads) for lib in steps}
-    row = {"config": name, **cfg, "ours_ms": ms["ours"], "torch_ms": ms.get("torch"),
+    memory = {lib: peak_memory(lib, cfg, memory_steps, threads) for lib in steps
+              if lib == "ours" or torch_memory}
+    row = {"config": name, **cfg, "timed_steps": timed, "ours_ms": ms["ours"], "torch_ms": ms.get("torch"),
            "ratio": ms["ours"] / ms["torch"] if with_torch else None,
            "gemm_gflop": flops / 1e9, "gemm_floor_ms": floor_s * 1e3,
            "gemm_gflops_per_s": flops / floor_s / 1e9, "ours_over_floor": ms["ours"] / 1e3 / floor_s,
            "ours_peak_mib": memory["ours"], "torch_peak_mib": memory.get("torch"),
-           "memory_ratio": memory["ours"] / memory["torch"] if with_torch else None}
+           "memory_ratio": memory["ours"] / memory["torch"] if "torch" in memory else None}
     return row
 
 
@@ -240,12 +242,12 @@ def _fmt(value, spec):
     return "-" if value is None else format(value, spec)
 
 
-HEADER = (f"{'config':<14}{'ours ms':>9}{'torch ms':>10}{'ours/torch':>12}{'GEMM floor ms':>15}"
+HEADER = (f"{'config':<10}{'steps':>6}{'ours ms':>9}{'torch ms':>10}{'ours/torch':>12}{'GEMM floor ms':>15}"
           f"{'ours/floor':>12}{'ours MiB':>10}{'torch MiB':>11}{'ours/torch':>12}")
 
 
 def table_row(r):
-    return (f"{r['config']:<14}{r['ours_ms']:>9.1f}{_fmt(r['torch_ms'], '.1f'):>10}"
+    return (f"{r['config']:<10}{r['timed_steps']:>6}{r['ours_ms']:>9.1f}{_fmt(r['torch_ms'], '.1f'):>10}"
             f"{_fmt(r['ratio'], '.2f'):>12}{r['gemm_floor_ms']:>15.1f}{r['ours_over_floor']:>12.2f}"
             f"{r['ours_peak_mib']:>10.1f}{_fmt(r['torch_peak_mib'], '.1f'):>11}"
             f"{_fmt(r['memory_ratio'], '.2f'):>12}")
@@ -253,7 +255,7 @@ def table_row(r):
 
 def title(result):
     env = result["environment"]
-    return (f"one training step, median of {result['timed_steps']} after {result['warmup_steps']} "
+    return (f"one training step: the median of `steps` timed steps after {result['warmup_steps']} "
             f"warm-up; {env['threads']} thread(s); numpy {env['numpy']} ({', '.join(env['blas'])}); "
             f"torch {env['torch'] or 'not installed'}")
 
@@ -267,8 +269,8 @@ def main(argv=None):
     parser.add_argument("--scaling", action="store_true",
                         help=f"also T in {SCALING_LENGTHS} at the medium width, B=8")
     parser.add_argument("--quick", action="store_true",
-                        help="CI: the small config, a few steps (scaling: the small width, "
-                        "T=32); the figures mean little")
+                        help="CI: a tiny model, two steps, PyTorch's memory not measured "
+                        "(with --scaling: T=8 at the tiny width); the figures mean nothing")
     parser.add_argument("--json", action="store_true", help="print JSON instead of tables")
     parser.add_argument("--no-torch", action="store_true", help="skip PyTorch")
     parser.add_argument("--memory-worker", choices=sorted(STEPS), help=argparse.SUPPRESS)
@@ -284,26 +286,28 @@ def main(argv=None):
     with_torch = not args.no_torch and torch_or_none() is not None
     if with_torch:
         torch_or_none().set_num_threads(args.threads)
-    names = ["small"] if args.quick else list(CONFIGS) if args.config == "all" else [args.config]
+    configs = {"tiny": TINY} if args.quick else CONFIGS if args.config == "all" else \
+        {args.config: CONFIGS[args.config]}
     warmup, timed, turn, memory_steps = QUICK if args.quick else FULL
     timed = args.steps or timed
-    result = {"environment": environment(args.threads), "timed_steps": timed,
-              "warmup_steps": warmup, "configs": [], "scaling": []}
+    result = {"environment": environment(args.threads), "warmup_steps": warmup, "configs": [], "scaling": []}
     say = (lambda *lines: None) if args.json else (lambda *lines: print(*lines, sep="\n", flush=True))
     say(title(result), HEADER)
     with threadpool_limits(limits=args.threads, user_api="blas"):
-        for name in names:
-            row = measure(name, CONFIGS[name], args.threads, (warmup, timed, turn, memory_steps),
-                          with_torch)
+        for name, cfg in configs.items():
+            steps = timed if name in ("small", "tiny") else max(timed // 3, 2)  # long steps: fewer
+            row = measure(name, cfg, args.threads, (warmup, steps, turn, memory_steps),
+                          with_torch, torch_memory=not args.quick)
             result["configs"].append(row)
             say(table_row(row))
         if args.scaling:
-            width = "small" if args.quick else "medium"
-            say("", f"scaling: the {width} width, B=8", HEADER)
-            for T in SCALING_LENGTHS[:1] if args.quick else SCALING_LENGTHS:
-                cfg = dict(CONFIGS[width], B=8, T=T)
+            width, lengths = (TINY, (8,)) if args.quick else (CONFIGS["medium"], SCALING_LENGTHS)
+            say("", f"scaling: D={width['D']}, B=8", HEADER)
+            for T in lengths:
+                cfg = dict(width, B=8, T=T)
                 plan = (warmup, max(timed // 3, 2), turn, memory_steps)  # long steps: fewer
-                row = measure(f"T={T}", cfg, args.threads, plan, with_torch)
+                row = measure(f"T={T}", cfg, args.threads, plan, with_torch,
+                              torch_memory=not args.quick)
                 result["scaling"].append(row)
                 say(table_row(row))
     if args.json:

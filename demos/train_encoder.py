@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from threadpoolctl import threadpool_limits
 from tqdm import tqdm
 
 import viz
@@ -43,6 +44,7 @@ TASKS = {
 CLIP = 1.0
 FINAL_LR_FRACTION = 0.1
 DEFAULT_STEPS = {"reverse": 500, "sort": 1000, "copy": 300}
+THREADS = 1
 
 
 class DigitEncoder(nn.Module):
@@ -204,6 +206,8 @@ def main(argv=None):
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     parser.add_argument("--load", metavar="CHECKPOINT", help="skip training: load this .npz (from nn.save)")
     parser.add_argument("--predict", metavar="DIGITS", help="print the model's answer for these digits")
+    parser.add_argument("--threads", type=int, default=THREADS,
+                        help="BLAS threads for numpy during this run (0: numpy's default)")
     args = parser.parse_args(argv)
     if args.steps is not None and args.steps < 1 or args.eval_size < 1:
         parser.error("--steps and --eval-size must be at least 1")
@@ -211,6 +215,8 @@ def main(argv=None):
         parser.error("--vocab ** --length must stay below 2**62 (sequences are told apart "
                      "by one int64 code each)")
 
+    if args.threads < 0:
+        parser.error("--threads must be 0 (numpy's default) or more")
     try:
         digits = None if args.predict is None else parse_digits(args.predict, args.length, args.vocab)
         if args.load is not None:
@@ -221,14 +227,15 @@ def main(argv=None):
     except (ValueError, FileNotFoundError) as error:
         parser.error(str(error))
 
-    result = train(args.task, args.steps, args.seed, args.batch, args.length, args.vocab,
-                   args.d_model, args.heads, args.d_ff, args.layers, args.lr, args.dropout,
-                   args.eval_size, progress=not args.no_progress)
-    print(f"{args.task}: exact-match accuracy on {result['held_out']:,} held-out sequences: "
-          f"{result['exact_match']:.1%} after {result['steps']} steps "
-          f"({result['seconds']:.1f} s), final loss {result['history']['loss'][-1]:.4f}")
-    for path in save_pictures(result, args.task, args.out):
-        print(f"wrote {path}")
+    with threadpool_limits(limits=args.threads or None, user_api="blas"):
+        result = train(args.task, args.steps, args.seed, args.batch, args.length, args.vocab,
+                       args.d_model, args.heads, args.d_ff, args.layers, args.lr, args.dropout,
+                       args.eval_size, progress=not args.no_progress)
+        print(f"{args.task}: exact-match accuracy on {result['held_out']:,} held-out sequences: "
+              f"{result['exact_match']:.1%} after {result['steps']} steps "
+              f"({result['seconds']:.1f} s), final loss {result['history']['loss'][-1]:.4f}")
+        for path in save_pictures(result, args.task, args.out):
+            print(f"wrote {path}")
     if digits is not None:
         result["prediction"] = print_prediction(result["model"], args.task, digits)
     return result

@@ -261,14 +261,14 @@ def test_scope_of_each_op_is_the_innermost_module():
     enc = tiny_encoder()
     out = enc(leaf(1, 3, 8))
     weight = enc.layers[0].self_attn.q_proj.weight
-    # the transpose of q_proj's weight, then the matmul it feeds: both made in q_proj
+    # q_proj's linear op, made in q_proj; the reshape into heads it feeds, made in self_attn
     uses = [ctx for ctx in graph_functions(out) if any(p is weight for p in ctx.parents)]
     assert [(ctx.op_name, ctx.scope.path) for ctx in uses] == \
-        [("permute", "layers.0.self_attn.q_proj")]
+        [("linear", "layers.0.self_attn.q_proj")]
     consumers = [ctx for ctx in graph_functions(out)
                  if any(p._ctx is uses[0] for p in ctx.parents)]
     assert [(ctx.op_name, ctx.scope.path) for ctx in consumers] == \
-        [("matmul", "layers.0.self_attn.q_proj")]
+        [("reshape", "layers.0.self_attn")]
 
 
 def test_scope_is_restored_after_forward_and_after_errors():

@@ -7,7 +7,8 @@ Transformer encoder built on it part by part.
 """
 from . import functional, gradcheck, interop, nn, optim
 from .anomaly import AnomalyError, detect_anomaly
+from .profiler import profile
 from .tensor import Tensor, is_grad_enabled, manual_seed, no_grad
 
 __all__ = ["Tensor", "no_grad", "manual_seed", "is_grad_enabled", "detect_anomaly",
-           "AnomalyError", "functional", "gradcheck", "interop", "nn", "optim"]
+           "AnomalyError", "profile", "functional", "gradcheck", "interop", "nn", "optim"]

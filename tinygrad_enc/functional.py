@@ -1,21 +1,22 @@
 """The functions a Transformer is made of, over `Tensor` methods.
 
 Most are a few lines of primitive ops, so their gradient is what the
-primitives' backward passes compose. Three are not: `softmax`, `log_softmax`
-and `layer_norm` call fused ops from ops.py, whose backward is written by
-hand (gradcheck and PyTorch check them; layer_norm is also checked against
-a version composed from primitives, in test_engine_fused.py). Shapes follow
-PyTorch's functional API.
+primitives' backward passes compose. Five are not: `softmax`, `log_softmax`,
+`layer_norm`, `linear` and `cross_entropy` call fused ops from ops.py, whose
+backward is written by hand (gradcheck and PyTorch check them, and each is
+checked against a version composed from primitives: `linear_composed` and
+`cross_entropy_composed` here, layer norm in test_engine_fused.py). Same
+function, fewer passes over memory. Shapes follow PyTorch's functional API.
 """
 import math
 
 import numpy as np
 
-from . import ops
+from . import names, ops
 from . import random as _random
 from .checks import (broadcast_shape, check_mask, flag, integer, normalize_axes, number,
                      shape_arg, shape_str, torch_names)
-from .ops import LayerNorm, LogSoftmax, Softmax
+from .ops import CrossEntropy, LayerNorm, Linear, LogSoftmax, Softmax
 from .tensor import Tensor, apply, array_of
 
 
@@ -53,6 +54,28 @@ def gelu(x, approximate="none"):
     return _tensor("gelu", x).gelu(approximate)
 
 
+def linear(x, weight, bias=None):
+    """y = x W^T + b on the last axis: (..., in) -> (..., out), weight (out, in),
+    bias (out,), as torch.nn.functional.linear. One fused op (ops.Linear):
+    forward and backward are 2-D matrix products over all the rows at once."""
+    if weight.ndim != 2 or x.ndim == 0 or x.shape[-1] != weight.shape[1]:
+        raise ValueError(f"linear: input {shape_str(x.shape)} and weight "
+                         f"{shape_str(weight.shape)}: need input (..., in) and weight (out, in)")
+    if bias is None:
+        return apply(Linear, x, weight)
+    if bias.shape != weight.shape[:1]:
+        raise ValueError(f"linear: bias {shape_str(bias.shape)} must be (out,) = "
+                         f"{shape_str(weight.shape[:1])}")
+    return apply(Linear, x, weight, bias)
+
+
+def linear_composed(x, weight, bias=None):
+    """The same function as `linear`, composed from primitives (permute,
+    matmul, add): what the fused op replaces, kept to check it against."""
+    y = x @ weight.T
+    return y if bias is None else y + bias
+
+
 def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduction="mean"):
     """cross_entropy(logits, target) = nll_loss(log_softmax(logits), target): the
     mean of -sum_c q_c log p_c over the positions whose target is not
@@ -75,21 +98,44 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     if logits.ndim not in (2, 3):
         raise ValueError(f"cross_entropy: logits must be (N, C) or (B, T, C), got "
                          f"{shape_str(logits.shape)}")
-    log_p = log_softmax(logits, axis=-1)
     if _probability_target(target, logits.shape):
         if ignore_index is not None:
             raise ValueError("cross_entropy: ignore_index applies to class indices, not to "
                              "class-probability targets")
+        log_p = log_softmax(logits, axis=-1)
         q = target if isinstance(target, Tensor) else Tensor(target, dtype=logits.dtype)
         if label_smoothing:
             q = q * (1.0 - label_smoothing) + label_smoothing / logits.shape[-1]
         return _reduce(-(log_p * q).sum(-1), reduction, log_p.size // log_p.shape[-1])
     target, kept = _class_targets("cross_entropy", logits, target, ignore_index)
+    if reduction == "mean":  # the training loss: one fused op (ops.CrossEntropy)
+        classes = logits.shape[-1]
+        targets = Tensor._wrap(target.reshape(-1))
+        targets.name = names.TARGET
+        return apply(CrossEntropy, logits.reshape(-1, classes), targets, kept=kept.reshape(-1),
+                     smoothing=label_smoothing)
+    return _reduce(_class_losses(logits, target, kept, label_smoothing), reduction,
+                   int(kept.sum()))
+
+
+def cross_entropy_composed(logits, target, ignore_index=None, label_smoothing=0.0):
+    """cross_entropy's mean from primitives: log_softmax, the loss picked at
+    each target, the label-smoothing spread, a mean. The same function as the
+    fused ops.CrossEntropy, with more passes over the logits' size; kept to
+    check the fused op against (and used for reduction "sum" and "none")."""
+    target, kept = _class_targets("cross_entropy", logits, target, ignore_index)
+    return _reduce(_class_losses(logits, target, kept, label_smoothing), "mean",
+                   int(kept.sum()))
+
+
+def _class_losses(logits, target, kept, label_smoothing):
+    """-sum_c q_c log p_c per position for class-index targets (0 where not kept)."""
+    log_p = log_softmax(logits, axis=-1)
     losses = _picked_losses(log_p, target, kept)
     if label_smoothing:  # the eps / C part of q: the mean of -log p over the classes
         spread = (-log_p.mean(-1)).masked_fill(~kept, 0.0)
         losses = losses * (1.0 - label_smoothing) + spread * label_smoothing
-    return _reduce(losses, reduction, int(kept.sum()))
+    return losses
 
 
 def nll_loss(log_probs, target, ignore_index=None, reduction="mean"):
@@ -266,7 +312,9 @@ def dropout(x, p=0.5, training=True):
         return x * 0.0
     scale = (_random.generator().random(x.shape) >= p).astype(x.dtype)
     scale *= 1.0 / (1.0 - p)  # in place: one array, already in x's dtype
-    return x * Tensor._wrap(scale)
+    mask = Tensor._wrap(scale)
+    mask.name = names.dropout_mask(p)
+    return x * mask
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
@@ -307,14 +355,14 @@ def _attention(q, k, v, mask, dropout_p):
     scores), so that MultiHeadAttention's masks are checked once, where the
     learner passed them."""
     scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))  # (..., T_q, T_k)
-    scores.name = "scores"
+    scores.name = names.SCORES
     if mask is not None:
         scores = apply(ops.MaskedFill, scores, mask=mask, value=-np.inf)
     weights = softmax(scores, axis=-1)
-    weights.name = "attention weights"
+    weights.name = names.WEIGHTS
     attended = dropout(weights, dropout_p, training=dropout_p > 0)
     out = attended @ v
-    out.name = "Z"
+    out.name = names.Z
     return out, weights
 
 

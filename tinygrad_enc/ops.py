@@ -10,10 +10,11 @@ return a gradient in the op's broadcast shape: the walk sums it back to each
 input's shape (`unbroadcast`), so broadcasting is undone in one place.
 
 The ops come in families: elementwise with two inputs, elementwise with one,
-the matrix product, reductions, shape and movement, and three fused ops at
-the end: `softmax`, `log_softmax` and `layer_norm` each do in one forward and
-one hand-written backward what several primitives would (faster, and stable
-for huge logits); the functions of the same names in functional.py call them.
+the matrix product, reductions, shape and movement, and five fused ops at
+the end: `softmax`, `log_softmax`, `layer_norm`, `linear` and `cross_entropy`
+each do in one forward and one hand-written backward what several
+primitives would (faster, and stable for huge logits); the functions of the
+same names in functional.py call them.
 `mean` and `var` are composed from primitives in tensor.py; attention and the
 losses in functional.py.
 """
@@ -677,3 +678,75 @@ class Einsum(Op):
         full = np.zeros(x.shape, dtype=g.dtype)
         np.einsum(f"{letters}->{unique}", full)[...] = grad  # a writeable view of the diagonal
         return full
+
+
+# ----- fused: a linear layer and the cross-entropy loss ------------------------------
+class Linear(Op):
+    """y = x W^T + b on the last axis, (..., in) -> (..., out): the same
+    function as the composed `x @ weight.T + bias` (three ops: permute,
+    matmul, add; F.linear_composed), in one pass. All the rows of x are one
+    (rows, in) matrix, so forward and backward are 2-D matrix products, the
+    bias is added in place, and the weight's gradient comes out in the
+    weight's own (out, in) layout."""
+
+    def forward(self, x, weight, bias=None):
+        self.x, self.weight = x, weight
+        y = _rows(x) @ weight.T  # (rows, in) @ (in, out) -> (rows, out)
+        if bias is not None:
+            y += bias
+        return y.reshape(x.shape[:-1] + weight.shape[:1])
+
+    def backward(self, g):
+        # dx = g W,  dW = g^T x,  db = sum of g over the rows
+        rows = _rows(g)  # (rows, out)
+        needs = self.needs_grad
+        grad_x = (rows @ self.weight).reshape(self.x.shape) if needs[0] else None
+        grad_w = rows.T @ _rows(self.x) if needs[1] else None
+        grad_b = rows.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        return grad_x, grad_w, grad_b
+
+
+class CrossEntropy(Op):
+    """The mean over the kept rows of -sum_c q_c log p_c, p = softmax(logits)
+    and q the target distribution ((1 - smoothing) one-hot + smoothing / C):
+    the composed log_softmax * q, sum, scale (F.cross_entropy_composed) in
+    one op. It never builds q or log p: log p at the target is
+    shifted[target] - log sum exp(shifted), and sum_c log p_c is
+    sum_c shifted_c - C log sum exp(shifted). One array of the logits' size
+    is made, and becomes p for the backward.
+
+    logits (N, C); target (N,) class indices, an input of the op that gets
+    no gradient; kept (N,) boolean, False for ignored rows (their target is
+    not read)."""
+    float_result = True
+    op_name = "cross_entropy"
+
+    def forward(self, logits, target, kept, smoothing):
+        rows, classes = logits.shape
+        self.target, self.kept, self.smoothing = target, kept, smoothing
+        self.count = max(int(kept.sum()), 1)
+        kept_rows = np.flatnonzero(kept)
+        shifted = _stable_shift(logits, -1)  # (N, C), the one new array
+        picked = shifted[kept_rows, target[kept_rows]]
+        row_sums = shifted.sum(axis=-1) if smoothing else None
+        p = np.exp(shifted, out=shifted)
+        total = p.sum(axis=-1, keepdims=True)
+        p /= total
+        log_total = np.log(total[:, 0])
+        loss = -(1.0 - smoothing) * (picked - log_total[kept_rows]).sum()
+        if smoothing:  # -smoothing / C * sum_c log p_c, on the kept rows
+            loss -= smoothing / classes * (row_sums - classes * log_total)[kept_rows].sum()
+        self.p = p
+        return np.asarray(loss / self.count, dtype=logits.dtype)
+
+    def backward(self, g):
+        # d loss / d logits = g (p - q) / count on kept rows, 0 on ignored ones
+        scale = g / self.count
+        grad = self.p * scale
+        kept_rows = np.flatnonzero(self.kept)
+        grad[kept_rows, self.target[kept_rows]] -= (1.0 - self.smoothing) * scale
+        if self.smoothing:
+            grad[kept_rows] -= self.smoothing / self.p.shape[1] * scale
+        if kept_rows.size < self.p.shape[0]:
+            grad[~self.kept] = 0
+        return grad, None

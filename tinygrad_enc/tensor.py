@@ -163,10 +163,14 @@ def apply(op, *inputs, **kwargs):
     out = Tensor._wrap(data if type(data) is np.ndarray else np.asarray(data))
     if _state.grad_enabled:
         needs_grad = tuple([t._requires_grad for t in inputs])
+        ctx.parents, ctx.scope = inputs, _state.scope
         if True in needs_grad:
-            ctx.parents, ctx.needs_grad, ctx.scope = inputs, needs_grad, _state.scope
-            ctx.versions = tuple([t._version for t in inputs])
+            ctx.needs_grad, ctx.versions = needs_grad, tuple([t._version for t in inputs])
             out._requires_grad, out._ctx = True, ctx
+        else:  # no gradient flows here, so it stays a leaf; kept so that a drawing shows the op
+            out._origin = ctx
+    else:
+        out._origin = ctx.op_name  # made under no_grad: a drawing says so (holds no arrays)
     return out
 
 
@@ -184,7 +188,7 @@ def topological_order(root, include_constants=False):
     """The tensors behind `root`, each once, every tensor after the tensors it
     was computed from (post-order of an iterative depth-first search, first
     inputs first). Only those that require grad, unless `include_constants`
-    (viz draws those too)."""
+    (viz draws those too, and the ops kept for drawing only: `_origin`, see apply)."""
     order, visited = [], set()
     stack = [(root, False)]
     while stack:
@@ -196,8 +200,12 @@ def topological_order(root, include_constants=False):
             continue
         visited.add(id(tensor))
         stack.append((tensor, True))
-        if tensor._ctx is not None:
-            stack.extend((parent, False) for parent in reversed(tensor._ctx.parents)
+        ctx = tensor._ctx
+        if ctx is None and include_constants:
+            ctx = getattr(tensor, "_origin", None)
+            ctx = None if isinstance(ctx, str) else ctx  # run under no_grad: its inputs are unknown
+        if ctx is not None:
+            stack.extend((parent, False) for parent in reversed(ctx.parents)
                          if (include_constants or parent._requires_grad)
                          and id(parent) not in visited)
     return order
@@ -310,9 +318,11 @@ class Tensor:
     float32, as in PyTorch. Tensors of several dtypes meeting in an op follow
     PyTorch's promotion (dtypes.py): int32 / float32 is float32.
     """
-    # _base, set on views only (see _view_of): the tensor whose array this one's is a view of
+    # _base, set on views only (see _view_of): the tensor whose array this one's is a view of;
+    # _origin (unset on tensors no op made): for a leaf an op made, that op with its inputs
+    # (grad on, no input required grad) or its name (made under no_grad); read by viz only
     __slots__ = ("data", "_grad", "_requires_grad", "_ctx", "name", "_version", "_base",
-                 "__weakref__")
+                 "_origin", "__weakref__")
     __array_ufunc__ = None  # ndarray <op> Tensor defers to Tensor's reflected op
 
     def __init__(self, data, requires_grad=False, dtype=None):
@@ -424,7 +434,9 @@ class Tensor:
 
     def detach(self):
         """The same values, cut from the graph (shares memory, like PyTorch)."""
-        return self._view_of(Tensor._wrap(self.data))
+        out = self._view_of(Tensor._wrap(self.data))
+        out._origin = "detach"  # a drawing says where the graph was cut
+        return out
 
     def __repr__(self):
         made_by = f", op={self._ctx.op_name}" if self._ctx is not None else ""

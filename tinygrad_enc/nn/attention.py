@@ -12,6 +12,7 @@ mixed by W^O (`out_proj`).
 """
 import numpy as np
 
+from .. import names
 from ..checks import check_mask, integer, shape_str
 from ..functional import _attention, _tensor
 from ..tensor import Tensor, array_of
@@ -68,7 +69,7 @@ class MultiHeadAttention(Module):
         B, T_q, T_k, H = query.shape[0], query.shape[1], key.shape[1], self.n_heads
 
         q = self.q_proj(query)
-        q.name = "Q"
+        q.name = names.Q
         # split d_model into H heads of d_k: (B, T, d_model) -> (B, H, T, d_k)
         q = q.reshape(B, T_q, H, self.d_k).transpose(1, 2)
         if self.cache is not None and self.cache.static and self.cache.k is not None:
@@ -76,7 +77,7 @@ class MultiHeadAttention(Module):
         else:
             k = self.k_proj(key)
             v = self.v_proj(value)
-            k.name, v.name = "K", "V"
+            k.name, v.name = names.K, names.V
             k = k.reshape(B, T_k, H, self.d_k).transpose(1, 2)
             v = v.reshape(B, T_k, H, self.d_k).transpose(1, 2)
             if self.cache is not None:
@@ -92,7 +93,7 @@ class MultiHeadAttention(Module):
 
         # concatenate the heads: (B, H, T_q, d_k) -> (B, T_q, H * d_k = d_model)
         concat = z.transpose(1, 2).reshape(B, T_q, self.d_model)
-        concat.name = "concat"
+        concat.name = names.CONCAT
         return self.out_proj(concat)
 
     def _check_inputs(self, query, key, value):

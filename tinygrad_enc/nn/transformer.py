@@ -1,5 +1,6 @@
 """The encoder: layers of self-attention and a feed-forward network, each
 wrapped in a residual connection and layer norm, stacked N times."""
+from .. import names
 from ..checks import integer
 from .attention import MultiHeadAttention
 from .layers import Dropout, LayerNorm, Linear
@@ -77,7 +78,7 @@ class TransformerEncoderLayer(Module):
 def _residual(x, sublayer_out):
     """x + sublayer(x), tagged so the graph drawing shows the skip edge."""
     out = x + sublayer_out
-    out.name = "residual"
+    out.name = names.RESIDUAL
     return out
 
 

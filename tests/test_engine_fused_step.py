@@ -1,0 +1,161 @@
+"""The fused ops of the training step against the composed versions they
+replace, in value and gradient (float64 and float32), by finite differences
+(float64 gradcheck) and against PyTorch; and one whole training step in
+float32 end to end: no float64 array anywhere in its graph or gradients."""
+import numpy as np
+import pytest
+
+import tinygrad_enc.functional as F
+from tinygrad_enc import Tensor, manual_seed, nn, optim
+from tinygrad_enc.gradcheck import gradcheck
+from tinygrad_enc.tensor import topological_order
+
+from conftest import CROSS_ENTROPY_CASES, leaf, make_array
+
+TOL = {np.float64: dict(rtol=1e-12, atol=1e-12), np.float32: dict(rtol=1e-5, atol=1e-6)}
+DTYPES = [np.float64, np.float32]
+LINEAR_SHAPES = [((5, 4), True), ((2, 3, 4), True), ((2, 3, 4), False), ((4,), True),
+                 ((0, 4), True)]
+
+
+def values_and_grads(fn, arrays, dtype):
+    tensors = [Tensor(a, requires_grad=True, dtype=dtype) for a in arrays]
+    out = fn(*tensors)
+    upstream = np.random.default_rng(0).standard_normal(out.shape)
+    out.backward(upstream if out.ndim else None)
+    return [out.data] + [t.grad for t in tensors]
+
+
+def assert_same(fn, reference, arrays, dtype):
+    got, want = values_and_grads(fn, arrays, dtype), values_and_grads(reference, arrays, dtype)
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert a.dtype == dtype and a.shape == b.shape
+        np.testing.assert_allclose(a, b, err_msg=f"output, then input gradients: {i}", **TOL[dtype])
+
+
+def linear_inputs(shape, bias):
+    arrays = [make_array(shape, seed=1), make_array((3, shape[-1]), seed=2)]
+    return arrays + [make_array((3,), seed=3)] if bias else arrays
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, bias", LINEAR_SHAPES)
+def test_linear_matches_composed(shape, bias, dtype):
+    assert_same(F.linear, F.linear_composed, linear_inputs(shape, bias), dtype)
+
+
+@pytest.mark.parametrize("shape, bias", LINEAR_SHAPES[:4])
+def test_linear_gradcheck(shape, bias):
+    tensors = [Tensor(a, requires_grad=True, dtype=np.float64) for a in linear_inputs(shape, bias)]
+    assert gradcheck(F.linear, tensors)
+
+
+def test_linear_gradient_only_where_asked():
+    x, w = leaf((2, 4)), Tensor(make_array((3, 4)), dtype=np.float64)
+    F.linear(x, w).sum().backward()
+    assert w.grad is None and x.grad.shape == (2, 4)
+
+
+@pytest.mark.parametrize("args, message", [
+    (((2, 5), (3, 4), None), r"linear: input \(2, 5\) and weight \(3, 4\)"),
+    (((2, 4), (4,), None), r"weight \(4,\)"),
+    (((2, 4), (3, 4), (4,)), r"linear: bias \(4,\) must be \(out,\) = \(3,\)"),
+])
+def test_linear_bad_shapes(args, message):
+    x, w, b = (None if s is None else Tensor(np.ones(s)) for s in args)
+    with pytest.raises(ValueError, match=message):
+        F.linear(x, w, b)
+
+
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("case", CROSS_ENTROPY_CASES)
+def test_cross_entropy_matches_composed(case, dtype):
+    shape, target, kwargs = CROSS_ENTROPY_CASES[case]
+    assert_same(lambda x: F.cross_entropy(x, target, **kwargs),
+                lambda x: F.cross_entropy_composed(x, target, **kwargs), [make_array(shape)], dtype)
+
+
+@pytest.mark.parametrize("case", CROSS_ENTROPY_CASES)
+def test_cross_entropy_gradcheck(case):
+    shape, target, kwargs = CROSS_ENTROPY_CASES[case]
+    assert gradcheck(lambda x: F.cross_entropy(x, target, **kwargs), [leaf(shape)])
+
+
+def test_cross_entropy_huge_logits_and_all_ignored():
+    logits = Tensor(np.array([[1e4, -1e4, 0.0], [0.0, 1e4, 1e4]]), requires_grad=True,
+                    dtype=np.float64)
+    loss = F.cross_entropy(logits, np.array([1, 0]))
+    loss.backward()
+    assert np.isfinite(loss.item()) and np.isfinite(logits.grad).all()
+    np.testing.assert_allclose(loss.item(), (2e4 + 1e4 + np.log(2)) / 2)
+    ignored = Tensor(np.ones((2, 3)), requires_grad=True)
+    everything_ignored = F.cross_entropy(ignored, np.array([-1, -1]), ignore_index=-1)
+    everything_ignored.backward()
+    assert everything_ignored.item() == 0.0 and not ignored.grad.any()
+
+
+@pytest.mark.parametrize("case", CROSS_ENTROPY_CASES)
+def test_cross_entropy_matches_torch(case):
+    torch = pytest.importorskip("torch")
+    shape, target, kwargs = CROSS_ENTROPY_CASES[case]
+    x = make_array(shape, seed=4)
+    ours = Tensor(x, requires_grad=True, dtype=np.float64)
+    F.cross_entropy(ours, target, **kwargs).backward()
+    theirs = torch.tensor(x, requires_grad=True)
+    moved = theirs.permute(0, 2, 1) if theirs.ndim == 3 else theirs
+    t_kwargs = dict(label_smoothing=kwargs.get("label_smoothing", 0.0))
+    if "ignore_index" in kwargs:
+        t_kwargs["ignore_index"] = kwargs["ignore_index"]
+    loss = torch.nn.functional.cross_entropy(moved, torch.from_numpy(target), **t_kwargs)
+    loss.backward()
+    np.testing.assert_allclose(F.cross_entropy(Tensor(x, dtype=np.float64), target,
+                                               **kwargs).item(), loss.item(), rtol=1e-12)
+    np.testing.assert_allclose(ours.grad, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
+
+
+def test_linear_matches_torch():
+    torch = pytest.importorskip("torch")
+    x, w, b = linear_inputs((2, 3, 4), bias=True)
+    ours = [Tensor(a, requires_grad=True, dtype=np.float64) for a in (x, w, b)]
+    out = F.linear(*ours)
+    out.backward(np.ones(out.shape))
+    theirs = [torch.tensor(a, requires_grad=True) for a in (x, w, b)]
+    t_out = torch.nn.functional.linear(*theirs)
+    t_out.sum().backward()
+    np.testing.assert_allclose(out.data, t_out.detach().numpy(), rtol=1e-12)
+    for o, t in zip(ours, theirs):
+        np.testing.assert_allclose(o.grad, t.grad.numpy(), rtol=1e-12)
+
+
+def _arrays_of(op):
+    """Every ndarray an op object holds (saved inputs, outputs, masks)."""
+    for value in vars(op).values():
+        items = value if isinstance(value, (tuple, list)) else (value,)
+        yield from (v for v in items if isinstance(v, np.ndarray))
+
+
+def test_a_training_step_is_float32_end_to_end():
+    """Embedding + positions -> encoder -> head -> cross-entropy, backward,
+    Adam: every tensor, every array an op saved, every gradient and every
+    optimizer state is float32 (an integer or boolean index or mask aside)."""
+    manual_seed(0)
+    embedding, positions = nn.Embedding(11, 16), nn.SinusoidalPositionalEncoding(16, 8)
+    encoder = nn.TransformerEncoder(2, 16, 4, 32, dropout=0.1)
+    head = nn.Linear(16, 11)
+    params = embedding.parameters() + encoder.parameters() + head.parameters()
+    opt = optim.Adam(params)
+    ids = np.random.default_rng(0).integers(0, 11, (3, 8))
+    mask = nn.causal_mask(8)
+    loss = F.cross_entropy(head(encoder(positions(embedding(ids)), mask=mask)), ids,
+                           label_smoothing=0.1)
+    graph = topological_order(loss, include_constants=True)
+    assert len(graph) > 100
+    floats = [t.data for t in graph] + [a for t in graph if t._ctx is not None
+                                        for a in _arrays_of(t._ctx)]
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    floats += [p.grad for p in params]
+    floats += [a for state in opt.state for a in state.values() if isinstance(a, np.ndarray)]
+    wrong = {str(a.dtype) for a in floats if a.dtype.kind not in "biu" and a.dtype != np.float32}
+    assert not wrong, f"arrays of dtype {wrong} in a float32 training step"
