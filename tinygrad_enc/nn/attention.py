@@ -14,10 +14,10 @@ import numpy as np
 
 from .. import names
 from ..checks import check_mask, integer, shape_str
-from ..functional import _attention
+from ..functional import _attention, _tensor
 from ..tensor import Tensor, array_of
 from .layers import Linear, probability
-from .module import Module, check_input
+from .module import Module
 
 
 class MultiHeadAttention(Module):
@@ -98,7 +98,7 @@ class MultiHeadAttention(Module):
 
     def _check_inputs(self, query, key, value):
         for name, t in (("query", query), ("key", key), ("value", value)):
-            check_input("MultiHeadAttention", t, name)
+            _tensor("MultiHeadAttention", t, name)
         shapes = f"query {shape_str(query.shape)}, key {shape_str(key.shape)}, " \
                  f"value {shape_str(value.shape)}"
         for t in (query, key, value):
