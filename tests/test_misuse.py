@@ -319,6 +319,8 @@ def rows():
             "MultiHeadAttention", "mask", "int64"),
         row("mha_mask_shape", lambda: mha()(x3(), mask=np.zeros((4, 4), bool)), ValueError,
             "MultiHeadAttention", "(4, 4)", "(2, 2, 3, 3)"),
+        row("mha_mask_3d_batch_equals_heads", lambda: mha()(x3(), mask=np.zeros((2, T, T), bool)),
+            ValueError, "MultiHeadAttention", "3-D mask", "(2, 3, 3)", "ambiguous"),
         row("mha_float_padding_mask", lambda: mha()(x3(), key_padding_mask=np.zeros((2, T))),
             TypeError, "MultiHeadAttention", "key_padding_mask", "float64"),
         row("mha_padding_mask_shape",
@@ -551,6 +553,9 @@ def rows():
             ValueError, "attention_graph", "'max'"),
         row("positional_encoding_1d", lambda: viz.positional_encoding(np.zeros(5), "out/pe.png"),
             ValueError, "positional_encoding", "(5,)"),
+        row("positional_encoding_nan",
+            lambda: viz.positional_encoding(np.array([[0.5, np.nan], [0.1, 0.2]]), "out/pe.png"),
+            ValueError, "positional_encoding", "NaN"),
         row("loss_curve_empty", lambda: viz.loss_curve([], "out/loss.png"), ValueError,
             "loss_curve", "empty"),
     ]
