@@ -171,7 +171,8 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
         raise ValueError(f"scaled_dot_product_attention: q {shape_str(q.shape)}, k "
                          f"{shape_str(k.shape)}, v {shape_str(v.shape)}: need q (..., T_q, d_k), "
                          "k (..., T_k, d_k), v (..., T_k, d_v)")
-    scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))
+    # Q K^T / sqrt(d_k), scaling q: (T_q, d_k) numbers instead of the scores' (T_q, T_k)
+    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
     scores.name = "scores"
     if mask is not None:
         mask = check_mask("scaled_dot_product_attention", array_of(mask), scores.shape,
