@@ -421,7 +421,8 @@ class Softmax(Op):
 
     def forward(self, x, axis):
         self.axis = axis
-        e = np.exp(_stable_shift(x, axis))
+        e = _stable_shift(x, axis)
+        np.exp(e, out=e)  # in place: the shifted scores become exp of them
         total = e.sum(axis=axis, keepdims=True)
         e /= np.where(total == 0, 1, total)
         self.out = e
