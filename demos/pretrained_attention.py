@@ -1,7 +1,7 @@
 """A real pretrained Transformer on this engine: does "it" attend to "animal"?
 
     python demos/pretrained_attention.py                       # the two sentences, every head
-    python demos/pretrained_attention.py --text "The trophy didn't fit in the suitcase because it was too big"
+    python demos/pretrained_attention.py --text "The cup didn't fit in the bag: it was too big"
     python demos/pretrained_attention.py --text "..." --word trophy --head 3.1
 
 "The Illustrated Transformer" shows the word "it" in "The animal didn't cross
@@ -74,6 +74,15 @@ def position(tokens, word):
         raise SystemExit(f"pretrained_attention: {word!r} is not a word piece of the text; its "
                          f"pieces are {tokens} (choose one with --word)")
     return tokens.index(word)
+
+
+def layer_head_arg(text):
+    """--head LAYER.HEAD -> (layer, head)."""
+    try:
+        layer, head = (int(n) for n in text.split("."))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected LAYER.HEAD such as 3.1, got {text!r}") from None
+    return layer, head
 
 
 def head_name(layer_head):
@@ -165,13 +174,14 @@ def plot_similarity(texts, similarity, path):
 def draw_head(tokens, weights, layer_head, path):
     """One head's attention as a heatmap (png) and as a token graph (svg).
 
-    viz titles the panel of a single (T, T) head "head 0"; the file name says
-    which head it is. In the graph the title node is renamed."""
+    viz labels the only head of a (T, T) graph "head 0"; that node is renamed
+    to the head it really is."""
     layer, head = layer_head
     w = weights[layer, head]                                          # (T, T)
+    title = f"layer {layer}, head {head}"
     graph = viz.attention_digraph(w, tokens)
-    graph.node("h0_title", f"layer {layer}, head {head}")
-    return (viz.attention_heatmap(w, tokens, tokens, f"{path}.png"),
+    graph.node("h0_title", title)
+    return (viz.attention_heatmap(w, tokens, tokens, f"{path}.png", title=title),
             viz.render(graph, f"{path}_graph", format="svg"))
 
 
@@ -288,13 +298,16 @@ def timing(model, tokenizer, text, repeats=20):
 def own_text(model, tokenizer, text, word, layer_head, out):
     """The learner's sentence: `word`'s attention in every head, and one head drawn."""
     tokens, weights = attention(model, tokenizer, text)
+    layer, head = layer_head
+    if not (0 <= layer < weights.shape[0] and 0 <= head < weights.shape[1]):
+        raise SystemExit(f"pretrained_attention: --head {layer}.{head}: the model has layers "
+                         f"0-{weights.shape[0] - 1} and heads 0-{weights.shape[1] - 1}")
     print("word pieces:", tokens)
     row = weights[:, :, position(tokens, word)]                       # (layers, heads, T)
     print(f"\nIn each layer, the pieces {word!r} attends to most (mean over the heads):")
-    for layer, mean in enumerate(row.mean(axis=1)):
+    for i, mean in enumerate(row.mean(axis=1)):
         top = np.argsort(mean)[::-1][:3]
-        print(f"  layer {layer}: " + ", ".join(f"{tokens[j]!r} {mean[j]:.2f}" for j in top))
-    layer, head = layer_head
+        print(f"  layer {i}: " + ", ".join(f"{tokens[j]!r} {mean[j]:.2f}" for j in top))
     top = np.argsort(row[layer, head])[::-1][:3]
     print(f"{head_name(layer_head)}: " + ", ".join(
         f"{tokens[j]!r} {row[layer, head, j]:.2f}" for j in top))
@@ -310,7 +323,8 @@ def main(argv=None):
     parser.add_argument("--text", help="your own sentence (skips the two sentences' tables)")
     parser.add_argument("--word", default=WORD, help="with --text: the word piece whose "
                         "attention is shown")
-    parser.add_argument("--head", help="with --text: the head drawn, as LAYER.HEAD "
+    parser.add_argument("--head", type=layer_head_arg, default=CHOSEN_HEAD,
+                        help="with --text: the head drawn, as LAYER.HEAD "
                         f"(default: {CHOSEN_HEAD[0]}.{CHOSEN_HEAD[1]}, where 'it' looks at "
                         "'animal' most beyond what the other words do)")
     parser.add_argument("--out", default="out", help="pictures go to OUT/pretrained/")
@@ -322,11 +336,7 @@ def main(argv=None):
     out = Path(args.out) / "pretrained"
     out.mkdir(parents=True, exist_ok=True)
     if args.text is not None:
-        if args.head:
-            layer_head = tuple(int(n) for n in args.head.split("."))
-        else:  # the head found on the "tired" sentence
-            layer_head = CHOSEN_HEAD
-        results = own_text(model, tokenizer, args.text, args.word, layer_head, out)
+        results = own_text(model, tokenizer, args.text, args.word, args.head, out)
     else:
         results = analyse(model, tokenizer)
         results["similarity"] = similarity(model, tokenizer)

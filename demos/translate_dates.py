@@ -17,7 +17,8 @@ Training is teacher forcing: the decoder input is the target shifted right
 [end]). Testing decodes greedily from [start] alone, on 1,000 dates never
 seen in training. Writes to --out: loss_curve.png, self_attention_layer{L}.png
 and cross_attention_layer{L}.png (one panel per head), output_distribution.png
-(the softmax at every step), translate_dates.npz.
+(the softmax at every step), transformer_graph.svg (the graph at depth 2),
+translate_dates.npz.
 """
 import argparse
 import datetime
@@ -197,9 +198,53 @@ def decoder_pictures(model, text, out):
                                            out / f"self_attention_layer{i}.png"))
         paths.append(viz.attention_heatmap(layer.cross_attn.attn_weights[0], produced, list(text),
                                            out / f"cross_attention_layer{i}.png"))
-    paths.append(viz.attention_heatmap(probabilities, produced, TGT_NAMES,
-                                       out / "output_distribution.png"))
+    paths.append(output_distribution(probabilities, produced, out / "output_distribution.png"))
     return paths
+
+
+def output_distribution(probabilities, produced, path):
+    """The softmax over the target vocabulary at every step, (steps, vocab), on
+    a log scale so that the runner-ups show beside the near-certain choice."""
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(7, 5), layout="constrained")
+    ax = fig.subplots()
+    image = ax.imshow(np.log10(np.maximum(probabilities, 1e-6)), cmap="viridis", vmin=-6, vmax=0)
+    ax.set_xticks(range(len(TGT_NAMES)), TGT_NAMES, rotation=45, ha="right",
+                  rotation_mode="anchor")
+    ax.set_yticks(range(len(produced)), [f"step {i + 1}: {c}" for i, c in enumerate(produced)])
+    ax.set_xlabel("next character (the target vocabulary)")
+    ax.set_ylabel("decoding step: the character chosen")
+    ax.set_title("softmax(generator(decoder output)) at every step")
+    fig.colorbar(image, ax=ax, label="log10 probability (below 1e-6 shown as 1e-6)")
+    return viz.save_figure(fig, path)
+
+
+def month_attention(model, text, month):
+    """How much of the month digits' encoder-decoder attention falls on the
+    letters of the month's name in `text`: (layer, head) -> share, for the
+    greedy translation of `text` (the month digits are output characters 5 and 6)."""
+    src = encode_sources([text])
+    out_ids = model.generate(src, 10, START, None)[0]  # ten characters, whatever they are
+    with no_grad():
+        model(src, np.concatenate([[START], out_ids[:-1]])[None, :])
+    start = text.lower().index(month.lower())
+    shares = {}
+    for i, layer in enumerate(model.decoder.layers):
+        weights = layer.cross_attn.attn_weights[0]           # (H, T_out, S)
+        on_name = weights[:, 5:7, start:start + len(month)].sum(axis=-1).mean(axis=-1)
+        shares.update({(i, h): float(share) for h, share in enumerate(on_name)})
+    return shares
+
+
+def transformer_graph(model, out):
+    """The computation graph of one training loss, drawn at depth 2 (the
+    embeddings, the encoder and decoder with their layers, the generator)."""
+    src, tgt = encode_sources(["28 Nov 2026"]), encode_targets([datetime.date(2026, 11, 28)])
+    tgt_in = np.concatenate([np.full((1, 1), START), tgt[:, :-1]], axis=1)
+    loss = F.cross_entropy(model(src, tgt_in), tgt)
+    return viz.render(viz.draw_graph(loss, model, depth=2), Path(out) / "transformer_graph",
+                      format="svg")
 
 
 def main(argv=None):
@@ -238,13 +283,21 @@ def main(argv=None):
         shown = "  ".join(f"{c!r} {p:.3f}" for c, p in candidates)
         print(f"  step {t + 1:2d}: {shown}")
 
-    for text, iso in zip(args.dates, translate(model, args.dates) if args.dates else []):
-        print(f"{text!r} -> {iso}")
+    for text in args.dates:
+        try:
+            print(f"{text!r} -> {translate(model, [text])[0]}")
+        except ValueError as error:  # a character the model has never seen, or too long
+            print(f"{text!r}: {error}")
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     paths = [viz.loss_curve(result["history"], out / "loss_curve.png")]
     paths += decoder_pictures(model, example, out)
+    paths.append(transformer_graph(model, out))
+    result["month_attention"] = month_attention(model, example, "November")
+    (layer, head), share = max(result["month_attention"].items(), key=lambda item: item[1])
+    print(f"the month digits of {example!r}: layer {layer}, head {head} puts {share:.2f} of "
+          "their encoder-decoder attention on the letters of 'November'")
     nn.save(model, out / "translate_dates.npz")
     paths.append(str(out / "translate_dates.npz"))
     for path in paths:

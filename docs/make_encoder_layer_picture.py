@@ -1,4 +1,5 @@
-"""Draw the README's picture of one encoder layer: docs/img/encoder_layer.svg and .png.
+"""Draw the README's picture of one encoder layer: docs/img/encoder_layer.svg and .png,
+and every op of a pre-LN layer in training mode: docs/img/encoder_layer_pre_ln_training.png.
 
     python docs/make_encoder_layer_picture.py
 
@@ -32,10 +33,21 @@ def encoder_layer_graph():
     return viz.draw_graph(encoder(x), model=encoder, collapse=COLLAPSE)
 
 
+def pre_ln_training_graph():
+    """Every op of a pre-LN layer (norm_first=True) in training mode, on an input that does not
+    require grad: both layer norms, each dropout mask, the input once."""
+    manual_seed(0)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.1, norm_first=True).train()
+    x = Tensor(np.random.default_rng(0).standard_normal((1, 3, 8)))
+    x.name = "x: 3 token vectors"
+    return viz.draw_graph(layer(x), model=layer, max_nodes=None)
+
+
 def main(out_dir=ROOT / "docs" / "img"):
     g = encoder_layer_graph()
     for fmt in ("svg", "png"):
-        print(viz.render(g, Path(out_dir) / "encoder_layer", format=fmt))
+        print(viz.render(g, Path(out_dir) / f"encoder_layer.{fmt}"))
+    print(viz.render(pre_ln_training_graph(), Path(out_dir) / "encoder_layer_pre_ln_training.png"))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,10 @@
 function under test is smooth around them (no kinks, no ties, no log of a
 negative), which is what finite differences need."""
 import numpy as np
+import pytest
 
 from tinygrad_enc import Tensor
+from tinygrad_enc.gradcheck import gradcheck
 
 # The shape sweep of the engine issue; (B, T, D) = (2, 3, 4).
 SHAPES = [(), (1,), (3,), (2, 3), (1, 3), (2, 1, 3), (2, 3, 4)]
@@ -74,3 +76,45 @@ SDPA_MASKS = {
 def attention_inputs():
     return [make_array((2, 3, 4), seed=1), make_array((2, 5, 4), seed=2),
             make_array((2, 5, 3), seed=3)]
+
+
+# ----- PyTorch as the oracle, finite differences, error messages ------------------
+TOL = {np.float64: dict(rtol=1e-7, atol=1e-9), np.float32: dict(rtol=2e-5, atol=2e-6)}
+
+
+def torch_compare(ours, theirs, arrays, dtype, tol=None):
+    """ours(*tensors) equals theirs(*torch tensors) in `dtype`, and so does
+    the gradient of every input for one random upstream gradient."""
+    import torch  # only the tests that compare with PyTorch need it
+    tol = tol or TOL[dtype]
+    ts = [Tensor(a, requires_grad=True, dtype=dtype) for a in arrays]
+    tt = [torch.tensor(np.asarray(a, dtype=dtype), requires_grad=True) for a in arrays]
+    out, expected = ours(*ts), theirs(*tt)
+    assert out.dtype == dtype, out.dtype
+    assert out.shape == tuple(expected.shape)
+    np.testing.assert_allclose(out.data, expected.detach().numpy(), **tol)
+    if not expected.requires_grad:
+        return
+    upstream = np.random.default_rng(0).standard_normal(out.shape).astype(dtype)
+    if out.requires_grad:
+        out.backward(upstream)
+    expected.backward(torch.tensor(upstream))
+    for i, (t, tt_) in enumerate(zip(ts, tt)):
+        want = np.zeros(t.shape) if tt_.grad is None else tt_.grad.numpy()
+        got = np.zeros(t.shape) if t.grad is None else t.grad
+        np.testing.assert_allclose(got, want, err_msg=f"gradient of input {i}", **tol)
+
+
+def check_gradient(fn, arrays):
+    tensors = [Tensor(a, requires_grad=True, dtype=np.float64) for a in arrays]
+    assert gradcheck(fn, tensors)
+
+
+def assert_raises_naming(call, error, fragments):
+    """call() raises `error` whose message holds every fragment (the op, the
+    offending value, the shapes)."""
+    with pytest.raises(error) as info:
+        call()
+    message = str(info.value)
+    for fragment in fragments:
+        assert fragment in message, f"{fragment!r} not in {message!r}"

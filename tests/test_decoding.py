@@ -98,29 +98,56 @@ def test_beam_of_one_is_greedy():
             beam = decoding._beam_search(stepper, np.full((5, 1), START), 10, END, 1, 0.0)
     np.testing.assert_array_equal(beam, greedy)
     np.testing.assert_array_equal(model.generate(src, 10, START, END, beam_size=1), greedy)
+    for seed in range(10):
+        prefix = np.zeros((3, 1), np.int64)
+        greedy = decoding.generate(RandomStepper(5, seed), prefix, 6, end_id=2)
+        beam = decoding._beam_search(RandomStepper(5, seed), prefix, 6, 2, 1, 0.0)
+        np.testing.assert_array_equal(beam, greedy)
 
 
-def _sequence_log_prob(model, src, seq):
-    tgt = np.array([[START] + list(seq[:-1])])
-    log_p = model(src, tgt).data.astype(np.float64)
-    log_p = log_p - np.log(np.exp(log_p).sum(-1, keepdims=True))
-    return float(log_p[0, np.arange(len(seq)), list(seq)].sum())
+class RandomStepper(decoding.Stepper):
+    """A stand-in model whose every prefix has its own random next-token
+    distribution (Dirichlet-drawn, so some are peaked and some flat)."""
+
+    def __init__(self, vocab, seed):
+        self.table, self.vocab, self.rng = {}, vocab, np.random.default_rng(seed)
+
+        def forward(ids, offset):
+            rows = [self.probabilities(tuple(row)) for row in ids]
+            return Tensor(np.log(np.array(rows))[:, None, :], dtype=np.float64)
+        super().__init__(forward)
+
+    def probabilities(self, prefix):
+        if prefix not in self.table:
+            self.table[prefix] = self.rng.dirichlet(np.full(self.vocab, 0.5))
+        return self.table[prefix]
+
+    def log_prob(self, sequence):
+        """log p of the tokens after the prefix (0,)."""
+        return sum(np.log(self.probabilities((0,) + tuple(sequence[:i]))[token])
+                   for i, token in enumerate(sequence))
 
 
-@pytest.mark.parametrize("length_penalty", [0.0, 1.0])
+@pytest.mark.parametrize("length_penalty", [0.0, 1.0, -0.5])
 def test_a_large_beam_finds_the_exhaustive_best(length_penalty):
-    model = tiny_transformer(tgt_vocab=4, dtype=np.float64)
-    src, max_len = src_ids(B=1, seed=5), 4
-    others = [t for t in range(4) if t != END]
-    candidates = [seq + (END,) for k in range(max_len) for seq in itertools.product(others, repeat=k)]
+    """V = 4 tokens (end = 2), at most 4 of them: all 121 sequences fit in 81
+    beams, so beam search is exhaustive and must return the best of them."""
+    vocab, max_len, end = 4, 4, 2
+    others = [t for t in range(vocab) if t != end]
+    candidates = [seq + (end,) for k in range(max_len) for seq in itertools.product(others, repeat=k)]
     candidates += list(itertools.product(others, repeat=max_len))
-    scores = {seq: _sequence_log_prob(model, src, seq) / len(seq) ** length_penalty
-              for seq in candidates}
-    best = max(scores, key=scores.get)
-    found = model.generate(src, max_len, START, END, beam_size=81, length_penalty=length_penalty)
-    assert tuple(found[0]) == best
-    greedy = model.generate(src, max_len, START, END)
-    assert scores[tuple(greedy[0])] <= scores[best]
+    greedy_was_wrong = 0
+    for seed in range(30):
+        stepper = RandomStepper(vocab, seed)
+        found = decoding.generate(stepper, np.zeros((1, 1), np.int64), max_len, end, beam_size=81,
+                                  length_penalty=length_penalty)
+        scores = {seq: stepper.log_prob(seq) / len(seq) ** length_penalty for seq in candidates}
+        best = max(scores, key=scores.get)
+        assert tuple(found[0]) == best
+        greedy = decoding.generate(stepper, np.zeros((1, 1), np.int64), max_len, end)
+        assert scores[tuple(greedy[0])] <= scores[best]
+        greedy_was_wrong += tuple(greedy[0]) != best
+    assert greedy_was_wrong  # the search is needed: the test can fail
 
 
 def test_beam_search_beats_greedy_on_a_trap():

@@ -29,13 +29,17 @@ def quiet(main, argv):
 
 def test_translate_dates_short_run_writes_every_output(tmp_path):
     result, printed = quiet(translate_dates.main, [
-        "--steps", "15", "--eval-size", "20", "--out", str(tmp_path), "--no-progress",
-        "Nov 28, 2026"])
+        "--steps", "15", "--eval-size", "20", "--layers", "1", "--d-model", "32",
+        "--out", str(tmp_path), "--no-progress", "Nov 28, 2026", "28 Nov 2026!"])
     loss = result["history"]["loss"]
     assert len(loss) == 15 and loss[-1] < loss[0]
     assert "held-out dates" in printed and "step  1:" in printed and "'Nov 28, 2026' -> " in printed
-    for name in ["loss_curve.png", "cross_attention_layer0.png", "cross_attention_layer1.png"]:
+    assert "'28 Nov 2026!': cannot read" in printed and "['!'] are unknown" in printed
+    for name in ["loss_curve.png", "self_attention_layer0.png", "cross_attention_layer0.png",
+                 "output_distribution.png"]:
         assert (tmp_path / name).read_bytes()[:8] == PNG
+    assert "decoder.layers.0" in (tmp_path / "transformer_graph.svg").read_text()
+    assert set(result["month_attention"]) == {(0, h) for h in range(4)}
     state = nn.load(tmp_path / "translate_dates.npz")
     assert state.keys() == result["model"].state_dict().keys()
     top = result["steps_shown"][0]

@@ -15,7 +15,7 @@ import tinygrad_enc.functional as F
 from tinygrad_enc import Tensor, manual_seed
 
 from conftest import (CROSS_ENTROPY_CASES, MATMUL_SHAPES, PAIRS, SDPA_MASKS, attention_inputs,
-                      make_array)
+                      make_array, torch_compare)
 
 torch = pytest.importorskip("torch")
 TF = torch.nn.functional
@@ -23,19 +23,7 @@ TOL = dict(rtol=1e-7, atol=1e-7)
 
 
 def compare(ours, theirs, arrays):
-    ts = [Tensor(a, requires_grad=True, dtype=np.float64) for a in arrays]
-    tt = [torch.tensor(a, dtype=torch.float64, requires_grad=True) for a in arrays]
-    out, expected = ours(*ts), theirs(*tt)
-    assert out.dtype == np.float64 and out.shape == tuple(expected.shape)
-    np.testing.assert_allclose(out.data, expected.detach().numpy(), **TOL)
-
-    upstream = np.random.default_rng(0).standard_normal(out.shape)
-    out.backward(upstream)
-    expected.backward(torch.tensor(upstream))
-    for i, (t, tt_) in enumerate(zip(ts, tt)):
-        want = np.zeros(t.shape) if tt_.grad is None else tt_.grad.numpy()
-        got = np.zeros(t.shape) if t.grad is None else t.grad
-        np.testing.assert_allclose(got, want, err_msg=f"gradient of input {i}", **TOL)
+    torch_compare(ours, theirs, arrays, np.float64, TOL)
 
 
 def reverse_axes(t):

@@ -7,6 +7,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
+import tinygrad_enc.functional as F
 from tinygrad_enc import Tensor
 from tinygrad_enc.gradcheck import gradcheck
 
@@ -133,3 +134,74 @@ def test_reshape_and_transpose_move_gradients_back(data):
     out.backward(upstream)
     np.testing.assert_array_equal(tx.grad, upstream.reshape(x.transpose(perm).shape)
                                   .transpose(np.argsort(perm)))
+
+
+# ----- no op mutates its inputs; no gradient aliases another array ---------------
+# every op family, each on a (2, 3) tensor a and a (3,) tensor b (b > 0 where it divides)
+CATALOGUE = {
+    "add": lambda a, b: a + b, "sub": lambda a, b: a - b, "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b, "neg": lambda a, b: -a, "pow": lambda a, b: b ** 3,
+    "exp": lambda a, b: a.exp(), "log": lambda a, b: b.log(), "sqrt": lambda a, b: b.sqrt(),
+    "tanh": lambda a, b: a.tanh(), "sigmoid": lambda a, b: a.sigmoid(),
+    "relu": lambda a, b: a.relu(), "abs": lambda a, b: a.abs(), "gelu": lambda a, b: a.gelu(),
+    "gelu_tanh": lambda a, b: a.gelu("tanh"), "matmul": lambda a, b: a @ b,
+    "sum": lambda a, b: a.sum(0), "max": lambda a, b: a.max(1), "mean": lambda a, b: a.mean(),
+    "var": lambda a, b: a.var(1), "reshape": lambda a, b: a.reshape(3, 2),
+    "transpose": lambda a, b: a.T, "expand": lambda a, b: b.expand(2, 3),
+    "getitem": lambda a, b: a[:, 1:], "gather": lambda a, b: a[np.array([1, 1, 0])],
+    "masked_fill": lambda a, b: a.masked_fill(np.array([True, False, True]), 0.0),
+    "where": lambda a, b: Tensor.where(np.array([True, False, True]), a, b),
+    "cat": lambda a, b: Tensor.cat([a, b.reshape(1, 3)]),
+    "stack": lambda a, b: Tensor.stack([a[0], b]), "split": lambda a, b: a.split(2, 1)[0],
+    "softmax": lambda a, b: F.softmax(a), "log_softmax": lambda a, b: F.log_softmax(a, 0),
+    "layer_norm": lambda a, b: F.layer_norm(a, 3, weight=b, bias=b),
+    "cross_entropy": lambda a, b: F.cross_entropy(a, np.array([2, 0])),
+    "attention": lambda a, b: F.scaled_dot_product_attention(a, a, a)[0],
+}
+
+
+@SETTINGS
+@given(name=st.sampled_from(sorted(CATALOGUE)), a=values((2, 3), -2, 2), b=values((3,), 0.5, 2))
+def test_no_op_mutates_its_inputs_and_no_gradient_aliases(name, a, b):
+    ta = Tensor(a, requires_grad=True, dtype=np.float64)
+    tb = Tensor(b, requires_grad=True, dtype=np.float64)
+    kept_a, kept_b = ta.data.copy(), tb.data.copy()
+    out = CATALOGUE[name](ta, tb)
+    upstream = np.random.default_rng(0).standard_normal(out.shape)
+    kept_upstream = upstream.copy()
+    out.backward(upstream)
+    np.testing.assert_array_equal(ta.data, kept_a)
+    np.testing.assert_array_equal(tb.data, kept_b)
+    np.testing.assert_array_equal(upstream, kept_upstream)
+    arrays = [ta.data, tb.data, out.data, upstream]
+    grads = [t.grad for t in (ta, tb) if t.grad is not None]
+    assert grads
+    for i, g in enumerate(grads):
+        assert g.flags.writeable and g.flags.owndata
+        for other in arrays + grads[:i]:
+            assert not np.shares_memory(g, other), name
+    # a second backward adds into the gradients without touching anything else
+    out.backward(upstream)
+    np.testing.assert_array_equal(ta.data, kept_a)
+
+
+INDEX_DTYPES = [np.int8, np.uint8, np.int16, np.uint16, np.int32, np.uint32, np.int64, np.uint64]
+
+
+@SETTINGS
+@given(dtype=st.sampled_from(INDEX_DTYPES),
+       index=hnp.arrays(np.int64, hnp.array_shapes(min_dims=1, max_dims=2, max_side=5),
+                        elements=st.integers(0, 99)),
+       columns=st.booleans())
+def test_index_dtypes_of_every_width_give_the_same_gradients_as_int64(dtype, index, columns):
+    data = np.arange(100.0 * 3).reshape(100, 3)
+    if columns:  # an index array after a slice, into the other axis of a (3, 100) tensor
+        data = data.T.copy()
+    grads = []
+    for kind in (np.int64, dtype):
+        x = Tensor(data, requires_grad=True, dtype=np.float64)
+        picked = x[:, index.astype(kind)] if columns else x[index.astype(kind)]
+        picked.backward(np.arange(picked.size, dtype=np.float64).reshape(picked.shape))
+        grads.append((picked.data, x.grad))
+    np.testing.assert_array_equal(grads[0][0], grads[1][0])
+    np.testing.assert_array_equal(grads[0][1], grads[1][1])

@@ -3,6 +3,10 @@ convention (True = may not attend), fully masked rows, cross-attention, errors."
 import numpy as np
 import pytest
 
+import tinygrad_enc.checks
+import tinygrad_enc.functional as F
+import tinygrad_enc.nn.attention
+import tinygrad_enc.tensor
 from nn_helpers import leaf, padding_mask, randn, reference_attention
 from tinygrad_enc import Tensor, manual_seed, nn
 
@@ -179,3 +183,22 @@ def test_init_is_linears_as_documented():
     for proj in (mha.q_proj, mha.k_proj, mha.v_proj, mha.out_proj):
         for p in (proj.weight, proj.bias):
             assert 0.9 / d ** 0.5 < np.abs(p.data).max() <= 1 / d ** 0.5
+
+
+def test_each_mask_is_checked_once(mha, monkeypatch):
+    """The mask and the key padding mask are checked where the learner passed
+    them, in MultiHeadAttention, and not again on the way down."""
+    calls = []
+
+    def counting(*args, **kwargs):
+        calls.append(args[0])
+        return tinygrad_enc.checks.check_mask(*args, **kwargs)
+
+    for module in (tinygrad_enc.nn.attention, F, tinygrad_enc.tensor):
+        monkeypatch.setattr(module, "check_mask", counting)
+    x = Tensor(randn(B, T, D), dtype=np.float64)
+    mha(x, mask=nn.causal_mask(T), key_padding_mask=padding_mask(B, T, [T, 3]))
+    assert calls == ["MultiHeadAttention", "MultiHeadAttention"]
+    calls.clear()
+    F.scaled_dot_product_attention(x, x, x, mask=nn.causal_mask(T))  # the public function checks
+    assert calls == ["scaled_dot_product_attention"]

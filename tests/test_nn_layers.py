@@ -6,6 +6,7 @@ import pytest
 
 from nn_helpers import leaf, randn
 from tinygrad_enc import Tensor, manual_seed, nn
+from tinygrad_enc.nn.positional import sinusoidal_table
 
 
 # ----- Linear -------------------------------------------------------------------
@@ -193,6 +194,19 @@ def test_sinusoidal_float64_model_adds_exact_positions():
         out = enc.to(np.float32)(Tensor(x))
         assert out.dtype == enc.pe.dtype == np.float32
         np.testing.assert_array_equal(out.data, x.astype(np.float32) + exact.astype(np.float32))
+
+
+def test_sinusoidal_table_is_exact_in_a_float64_model():
+    """model.to(float64) reaches the encoding's own to(): positions exact there too."""
+    class Model(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.layers = nn.ModuleList([nn.SinusoidalPositionalEncoding(6, 20)])
+
+    model = Model().to(np.float64)
+    exact = sinusoidal_table(20, 6)
+    assert model.layers[0].pe.dtype == np.float64
+    np.testing.assert_array_equal(model.layers[0].pe, exact)
 
 
 def test_learned_positional_embedding():

@@ -317,3 +317,12 @@ def test_paths_follow_a_replaced_submodule():
     paths = {ctx.scope.path: id(ctx.scope.module) for ctx in graph_functions(enc(leaf(1, 3, 8)))}
     assert paths["layers.0.ffn.linear2"] == id(enc.layers[0].ffn.linear2)
     assert paths["layers.1.ffn.linear2"] == id(enc.layers[1].ffn.linear2)
+
+
+def test_load_state_dict_takes_torch_tensors():
+    torch = pytest.importorskip("torch")
+    manual_seed(0)
+    model = nn.Linear(3, 2)
+    model.load_state_dict({"weight": torch.ones(2, 3), "bias": torch.arange(2.0)})
+    np.testing.assert_array_equal(model.weight.data, np.ones((2, 3)))
+    np.testing.assert_array_equal(model.bias.data, [0.0, 1.0])

@@ -125,9 +125,9 @@ def test_state_follows_the_weights_after_model_to_float64(name):
 @pytest.mark.parametrize("make, message", [
     (lambda: optim.SGD([], lr=0.1), "SGD: got an empty parameter list"),
     (lambda: optim.Adam([nn.Parameter(np.zeros(2))], lr=-1), "learning rate must be >= 0, got -1"),
-    (lambda: optim.Adam([nn.Parameter(np.zeros(2))], betas=(0.9, 1.0)), r"betas must be in \[0, 1\)"),
+    (lambda: optim.Adam([nn.Parameter(np.zeros(2))], betas=(0.9, 1.0)), r"betas\[1\] must be in \[0, 1\), got 1.0"),
     (lambda: optim.NoamSchedule(optim.SGD([nn.Parameter(np.zeros(2))], lr=1), 8, 0),
-     "warmup must be positive, got 0"),
+     "warmup must be >= 1, got 0"),
 ])
 def test_bad_arguments(make, message):
     with pytest.raises(ValueError, match=message):
@@ -180,3 +180,16 @@ def test_step_makes_no_weight_sized_array(name):
     finally:
         tracemalloc.stop()
     assert peak < weight.data.nbytes / 10
+
+
+def test_clip_grad_norm_of_one_tensor_matches_torch():
+    torch = pytest.importorskip("torch")
+    grad = np.random.default_rng(0).standard_normal((3, 4)) * 5
+    w = nn.Parameter(np.zeros((3, 4)))
+    w.grad = grad.copy()
+    t = torch.zeros(3, 4, dtype=torch.float64, requires_grad=True)
+    t.grad = torch.from_numpy(grad.copy())
+    total = optim.clip_grad_norm(w, 1.5)
+    want = torch.nn.utils.clip_grad_norm_(t, 1.5)
+    assert total == pytest.approx(float(want), rel=1e-12)
+    np.testing.assert_allclose(w.grad, t.grad.numpy(), rtol=1e-12)

@@ -38,8 +38,8 @@ def write_model_dir(path, config=TINY_CONFIG, tensors=None, vocab=TINY_VOCAB):
     the weights of TINY_CONFIG, whatever `config` says) and vocab.txt."""
     path.mkdir(exist_ok=True)
     (path / "config.json").write_text(json.dumps(config))
-    safetensors_numpy.save_file(tensors if tensors is not None else huggingface_tensors(TINY_CONFIG),
-                                str(path / "model.safetensors"))
+    tensors = huggingface_tensors(TINY_CONFIG) if tensors is None else tensors
+    safetensors_numpy.save_file(tensors, str(path / "model.safetensors"))
     (path / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     return path
 
@@ -158,6 +158,18 @@ def test_misuse_is_a_clear_error(tiny_model, kwargs, error, message):
         tiny_model(**kwargs)
 
 
+def test_the_tokenizer_batch_is_the_model_call(tmp_path):
+    model, tokenizer = pretrained.load_bert(write_model_dir(tmp_path / "m"))
+    batch = tokenizer(["it was too tired", "wide"])
+    with no_grad():
+        by_name = model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
+                        key_padding_mask=batch["key_padding_mask"])
+        np.testing.assert_array_equal(model(**batch).data, by_name.data)
+        weights = model.encoder.layers[1].self_attn.attn_weights
+    assert weights.shape == (2, 2, 6, 6)
+    np.testing.assert_array_equal(weights[1, :, :, 3:], 0.0)  # no attention to padding
+
+
 def test_sentence_embeddings_misuse_and_mode(tmp_path):
     model, tokenizer = pretrained.load_bert(write_model_dir(tmp_path / "m"))
     with pytest.raises(TypeError, match="got one str"):
@@ -218,7 +230,7 @@ def assert_matches_reference(model, tokenizer, reference, texts, atol):
         pooled = model.pooler(hidden)
     ref_hidden, ref_attention, ref_pooled, ref_embeddings = reference_outputs(reference, batch)
     keep = ~batch["key_padding_mask"]
-    np.testing.assert_allclose(hidden.data[keep], ref_hidden[keep], rtol=0, atol=10 * atol)
+    np.testing.assert_allclose(hidden.data[keep], ref_hidden[keep], rtol=0, atol=atol)
     for layer, ref in zip(model.encoder.layers, ref_attention):
         np.testing.assert_allclose(layer.self_attn.attn_weights, ref, rtol=0, atol=atol)
     np.testing.assert_allclose(pooled.data, ref_pooled, rtol=0, atol=atol)

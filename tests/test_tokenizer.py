@@ -50,10 +50,12 @@ def test_batch_dict_pads_and_masks(tiny):
     assert ids.dtype == np.int64 and batch["token_type_ids"].dtype == np.int64
     assert batch["key_padding_mask"].dtype == np.bool_
     cls, sep, pad = (TINY.index(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
-    it, was, too, tired, the, animal = (TINY.index(t) for t in "it was too tired the animal".split())
+    it, was, too, tired, the, animal = (TINY.index(t) for t in
+                                        "it was too tired the animal".split())
     np.testing.assert_array_equal(ids, [[cls, it, was, too, tired, sep],
                                         [cls, the, animal, sep, pad, pad]])
-    np.testing.assert_array_equal(batch["key_padding_mask"], [[False] * 6, [False] * 4 + [True] * 2])
+    np.testing.assert_array_equal(batch["key_padding_mask"],
+                                  [[False] * 6, [False] * 4 + [True] * 2])
     np.testing.assert_array_equal(batch["token_type_ids"], np.zeros((2, 6)))
     assert tiny.convert_ids_to_tokens(ids[1]) == ["[CLS]", "the", "animal", "[SEP]", "[PAD]",
                                                   "[PAD]"]

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 TOUR = (ROOT / "docs" / "tour.md").read_text()
@@ -15,10 +16,15 @@ PROSE = " ".join(TOUR.split())  # line breaks in the markdown do not matter
 sys.path.insert(0, str(ROOT / "demos"))
 
 import graph_tour  # noqa: E402
+import greedy_vs_beam  # noqa: E402
 import positional_encoding  # noqa: E402
 import self_attention_by_hand  # noqa: E402
+import tiny_gpt  # noqa: E402
 import train_encoder  # noqa: E402
+import translate_dates  # noqa: E402
 import viz  # noqa: E402
+from tinygrad_enc import Tensor, nn  # noqa: E402
+import tinygrad_enc.functional as F  # noqa: E402
 
 
 def quiet(demo, tmp_path):
@@ -100,6 +106,65 @@ def test_graph_numbers(tmp_path):
     assert skip_edges == [skip]
 
 
+def test_decoder_numbers(tmp_path):
+    model = translate_dates.build_model()
+    vocab = len(translate_dates.TGT_NAMES)
+    assert_quoted(f"d_ff 128: {model.num_parameters()} parameters",
+                  f"For T = 4 it is `{str(nn.causal_mask(4).astype(int).tolist()).replace(',', '')}`",
+                  f"target vocabulary is {vocab} symbols", f"a (64 -> {vocab}) matrix",
+                  f"scores ln({vocab}) = {np.log(vocab):.3f} nats")
+    eps, right = 0.1, 5
+    q = np.full(vocab, eps / vocab)
+    q[right] += 1 - eps
+    floor = F.cross_entropy(Tensor(np.log(q)[None], dtype=np.float64), np.array([right]),
+                            label_smoothing=eps).item()
+    assert_quoted(f"with eps = {eps} and {vocab} classes the right character gets {q[right]:.4f} "
+                  f"and every other {q[0]:.4f}", f"p equals q, is {floor:.4f} nats")
+
+    r = quiet(greedy_vs_beam, tmp_path)
+    assert_quoted(f'"{" ".join(r["greedy"])}", probability {r["greedy_p"]:.3f}',
+                  f'"{" ".join(r["beam"])}" has probability {r["beam_p"]:.3f}',
+                  "Beam search with 2 beams")
+
+    fed = {}
+    for use_cache in (True, False):  # count the decoder positions each way computes
+        counted = []
+        forward = model._next_logits
+        model._next_logits = lambda tgt, *args, **kw: counted.append(tgt.shape[1]) or \
+            forward(tgt, *args, **kw)
+        out = model.generate(translate_dates.encode_sources(["28 Nov 2026"]), 11, 1, None,
+                             use_cache=use_cache)
+        del model._next_logits
+        fed[use_cache] = sum(counted)
+    steps = out.shape[1]
+    assert fed[True] == steps and fed[False] == steps * (steps + 1) // 2
+    assert_quoted(f"the {steps} characters of a date cost {fed[True]} token passes",
+                  f"1 + 2 + ... + {steps} = {fed[False]}", f"once instead of {steps} times")
+
+    text, chars = tiny_gpt.load_text()
+    assert_quoted(f"against ln({len(chars)}) = {np.log(len(chars)):.3f} for the uniform guess over "
+                  f"its {len(chars)} characters")
+
+
+@pytest.mark.slow
+def test_decoder_training_numbers(tmp_path):
+    r = translate_dates.main(["--out", str(tmp_path / "dates"), "--no-progress"])
+    history = r["history"]["loss"]
+    assert_quoted(f"the first training step scores {history[0]:.3f}",
+                  f"after {r['steps']} steps the loss is {history[-1]:.4f} and the model gets "
+                  f"{r['exact_match']:.1%} of {r['held_out']:,} held-out dates",
+                  f"After training ({r['steps']} steps)")
+    (layer, head), share = max(r["month_attention"].items(), key=lambda item: item[1])
+    assert_quoted(f"layer {layer}, head {head} puts {share:.2f} of their encoder-decoder attention "
+                  'on the letters of "November"')
+    for t in (1, 3, 10, 11):
+        shown = "  ".join(f"{c!r} {p:.3f}" for c, p in r["steps_shown"][t - 1])
+        assert_quoted(f"step {t:2d}: {shown}")
+    g = tiny_gpt.train(progress=False)
+    assert_quoted(f"After {g['steps']} steps the validation loss",
+                  f"is {g['val_loss']:.3f} nats per character")
+
+
 def definition_lines(path, dotted):
     """The stripped source lines of `Class`, `function` or `Class.method` in `path`."""
     source = (ROOT / path).read_text()
@@ -125,3 +190,40 @@ def test_pictures_exist():
     assert len(pictures) >= 15
     for picture in pictures:
         assert (ROOT / "docs" / picture).stat().st_size > 1000, picture
+
+
+def test_pretrained_numbers():
+    """The section "A real Transformer": the demo's findings on all-MiniLM-L6-v2."""
+    from tinygrad_enc import pretrained
+    import pretrained_attention
+    try:
+        model, tokenizer = pretrained.load_bert()
+    except ModuleNotFoundError as missing:
+        import pytest
+        pytest.skip(str(missing))
+    with contextlib.redirect_stdout(io.StringIO()):
+        r = pretrained_attention.analyse(model, tokenizer)
+        similarity = pretrained_attention.similarity(model, tokenizer)
+    tired, wide = r["tables"]["tired"], r["tables"]["wide"]
+    head = pretrained_attention.CHOSEN_HEAD
+    assert r["it_heads"][0] == r["street_heads"][0] == head == (3, 1)
+    assert r["animal_heads"][:2] == [(5, 11), head]
+    assert_quoted(
+        f"In **layer {head[0]} head {head[1]}**, \"it\" gives {tired['animal'][head]:.2f} of its "
+        f"attention to \"animal\" and {tired['street'][head]:.2f} to \"street\"",
+        f"give \"animal\" only {r['others'][head]:.2f} on average there",
+        f"gives \"animal\" {wide['animal'][head]:.2f} and \"street\" {wide['street'][head]:.2f}",
+        f"most toward \"street\" (+{r['shift'][head]:.2f})",
+        f"Layer 5 head 11 gives \"animal\" even more ({tired['animal'][5, 11]:.2f})",
+        f"every token looks at \"animal\" ({r['others'][5, 11]:.2f} on average)",
+        f"In {r['tired']['special'][0]} of the 72 heads",
+        f"{r['tired']['special'][1]:.0%} of its attention goes there on average",
+        f"with either ending, {r['prefers_street']['tired']} of the 72 heads")
+    assert r["prefers_street"]["tired"] == r["prefers_street"]["wide"]
+    assert_quoted(f"Paraphrases score {similarity[0, 1]:.2f}", f"{similarity[2, 3]:.2f} (a cat",
+                  f"and {similarity[4, 5]:.2f} (stock prices")
+    assert abs(similarity[6, :6]).max() < 0.1 and abs(similarity[0, 2:6]).max() < 0.1
+    assert_quoted(f"{model.num_parameters():,}: MiniLM",
+                  " ".join(tokenizer.tokenize("Tokenization is unbelievably easy")),
+                  " ".join(tokenizer.convert_ids_to_tokens(
+                      tokenizer([pretrained_attention.SENTENCE.format("tired")])["input_ids"][0])))

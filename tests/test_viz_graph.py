@@ -142,9 +142,9 @@ def test_ops_are_named_in_the_papers_terms(built):
 def test_inputs_and_output_are_distinguished(built):
     model, loss = built
     _, nodes, edges = parse(viz.draw_graph(loss, model, depth=1).source)
-    ids = [n for n, (label, _) in nodes.items() if "<b>ids</b><br/>(1, 5)" in label]
+    ids = [n for n, (label, _) in nodes.items() if "label=<index<br/>(1, 5)>" in label]
     assert len(ids) == 1 and nodes[ids[0]][1] is None  # the token ids feed the embedding, from outside
-    assert 'fillcolor="#d5e8d4"' in nodes[ids[0]][0]
+    assert 'fillcolor="#e8f4f8"' in nodes[ids[0]][0]
     assert "<b>output</b><br/>scalar" in nodes["out"][0] and 'fillcolor="#f8cecc"' in nodes["out"][0]
     assert [e for e in edges if e[1] == "out"]
     assert "legend" in viz.draw_graph(loss, model, depth=1).source
@@ -237,7 +237,7 @@ def test_backward_edge_norms_equal_the_real_gradients():
     layer0 = next(n for n, (label, _) in nodes.items() if "<b>encoder.layers.0 · " in label)
     [attrs] = [a for src, dst, a in edges if dst == layer0]
     assert grad_norm(attrs) == pytest.approx(np.linalg.norm(model.embed.weight.grad), rel=1e-3)
-    target = next(n for n, (label, _) in nodes.items() if "<b>input</b><br/>(5)" in label)
+    target = next(n for n, (label, _) in nodes.items() if "<b>targets</b><br/>(5)" in label)
     assert "no grad" in next(a for src, _, a in edges if src == target)
 
 
@@ -391,12 +391,19 @@ def test_collapse_draws_named_modules_as_boxes_at_any_depth(built):
         viz.draw_graph(loss, model, collapse=[nn.LayerNorm])
 
 
-def test_a_hand_written_variance_is_labelled_step_by_step():
-    x = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
-    centered = x - x.mean(-1, keepdims=True)
-    source = viz.draw_graph((centered * centered).mean(-1)).source
-    for text in ("= mean", "x − mean", "squared", "= variance"):
-        assert text in source, text
+def test_labels_come_from_declared_names_never_from_the_shape_of_ops():
+    """A hand-written MSE, (d * d).mean(), has the shape of a variance; it is drawn as what it is."""
+    y = Tensor(np.arange(6.0).reshape(2, 3), requires_grad=True)
+    d = y - Tensor(np.ones((2, 3)))
+    source = viz.draw_graph((d * d).mean()).source
+    for guess in ("variance", "= mean", "x − mean", "residual", "scores"):
+        assert guess not in source, guess
+    assert "x · x" in source  # d * d reads one tensor twice: that is certain
+    centered = y - y.mean(-1, keepdims=True)
+    assert "variance" not in viz.draw_graph((centered * centered).mean(-1)).source
+    named = y * 2.0
+    named.name = "scores"  # a learner's own declaration is taken at its word
+    assert "scores = Q·Kᵀ/√d_k" in viz.draw_graph(named.sum()).source
 
 
 # ----- values=True ---------------------------------------------------------------
@@ -447,3 +454,23 @@ def test_autograd_basics_draws_its_neuron_with_values(tmp_path):
     assert result["paths"] == [str(tmp_path / "neuron.svg"), str(tmp_path / "neuron.png")]
     texts = {" ".join("".join(t.itertext()).split()) for t in ET.fromstring(svg).iter(f"{SVG}text")}
     assert {"tanh", "data 0.1603", "grad [-0.7927, 1.5854, -0.3964]"} <= texts
+
+
+# ----- the decoder ---------------------------------------------------------------
+def test_the_transformer_draws_encoder_decoder_cross_attention_and_the_causal_mask():
+    manual_seed(0)
+    model = nn.Transformer(12, 12, d_model=8, n_heads=2, num_encoder_layers=2, num_decoder_layers=2,
+                           d_ff=16, dropout=0.0, max_len=10)
+    loss = F.cross_entropy(model(np.array([[1, 2, 3, 4]]), np.array([[0, 5, 6]])), np.array([[5, 6, 7]]))
+    clusters, nodes, edges = parse(viz.draw_graph(loss, model, depth=3).source)
+    assert {"cluster_encoder", "cluster_decoder"} <= set(clusters)
+    boxes = {label.split("<b>")[1].split(" · ")[0]: n for n, (label, _) in nodes.items() if n.startswith("m")}
+    memory = [src for src, dst, _ in edges if dst == boxes["decoder.layers.0.cross_attn"]
+              and nodes.get(src, ("", None))[1] == "cluster_encoder.norm"]
+    assert len(memory) == 1  # the encoder's output (its final norm) ...
+    memory = memory[0]
+    for i in range(2):  # ... goes into the cross-attention of every decoder layer
+        assert (memory, boxes[f"decoder.layers.{i}.cross_attn"]) in {(s, d) for s, d, _ in edges}
+    causal = [n for n, (label, _) in nodes.items() if "causal mask (True = masked)<br/>(3, 3)" in label]
+    assert len(causal) == 1  # one named input of masked self-attention, in every decoder layer
+    assert {d for s, d, _ in edges if s == causal[0]} == {boxes[f"decoder.layers.{i}.self_attn"] for i in range(2)}

@@ -6,6 +6,7 @@ the shapes (`matmul: (2, 3) @ (4, 5): inner sizes 3 and 4 differ`). The
 functions here work on shapes, numbers and ndarrays only; they know nothing
 of Tensors (tensor.py unwraps them), so this module imports numpy alone.
 """
+import functools
 import numbers
 import operator
 
@@ -33,6 +34,31 @@ def integer(op, name, value, minimum=None):
     if minimum is not None and value < minimum:
         raise ValueError(f"{op}: {name} must be >= {minimum}, got {value}")
     return value
+
+
+def number(op, name, value, low=None, high=None, low_open=False, high_open=False):
+    """`value` as a Python float: an int, a float or a numpy number, never a bool
+    or a string; within [low, high] when given (NaN is outside every range). An
+    open end (low_open, high_open) excludes the bound itself: eps > 0, beta < 1."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (numbers.Real, np.number)):
+        raise TypeError(f"{op}: {name} must be a number, got {value!r} ({type(value).__name__})")
+    value = float(value)
+    above = low is None or (value > low if low_open else value >= low)
+    below = high is None or (value < high if high_open else value <= high)
+    if not (above and below):
+        left, right = "(" if low_open else "[", ")" if high_open else "]"
+        span = f"in {left}{low}, {high}{right}" if low is not None and high is not None else \
+            f"{'>' if low_open else '>='} {low}" if low is not None else \
+            f"{'<' if high_open else '<='} {high}"
+        raise ValueError(f"{op}: {name} must be {span}, got {value}")
+    return value
+
+
+def flag(op, name, value):
+    """`value` as a bool: True or False only (a string like "no" is truthy)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{op}: {name} must be True or False, got {value!r}")
+    return bool(value)
 
 
 def shape_arg(op, shape):
@@ -181,10 +207,104 @@ def tensor_list(op, tensors, tensor_type):
     return tensors
 
 
+# numpy's words for mistakes a learner makes, and what to write instead
+# (PyTorch's advice where PyTorch has the same rule)
+_NUMPY_ADVICE = {
+    "boolean subtract": "subtracting boolean tensors is not supported (nor in PyTorch): for "
+                        "'one but not the other' use a ^ b, for 'a and not b' use a & ~b",
+    "boolean negative": "negating a boolean tensor is not supported (nor in PyTorch): to "
+                        "invert a mask use ~mask",
+    "negative integer powers": "an integer tensor to a negative integer power is not an "
+                               "integer (PyTorch refuses it too): use a float exponent "
+                               "(x ** -1.0) or make x float first",
+    "slice step cannot be zero": "a slice step cannot be zero",
+}
+
+
 def op_error(op, shapes, error):
     """A numpy error raised inside op's forward, said in the op's terms."""
     reason = str(error)
     if "broadcast" in reason:
         return ValueError(f"{op}: shapes {shapes_str(shapes)} do not broadcast together")
+    reason = next((advice for words, advice in _NUMPY_ADVICE.items() if words in reason), reason)
     return type(error)(f"{op}: input{'s' if len(shapes) != 1 else ''} {shapes_str(shapes)}: "
                        f"{reason}")
+
+
+# ----- PyTorch's argument names ------------------------------------------------
+def torch_names(**aliases):
+    """Let a function take PyTorch's keyword names besides ours:
+    @torch_names(dim="axis", keepdim="keepdims") makes x.sum(dim=1, keepdim=True)
+    mean x.sum(axis=1, keepdims=True). Giving both spellings is an error."""
+    def decorate(fn):
+        @functools.wraps(fn)
+        def accepting(*args, **kwargs):
+            if kwargs:
+                for theirs, ours in aliases.items():
+                    if theirs in kwargs:
+                        if ours in kwargs:
+                            raise TypeError(f"{fn.__name__}: got both {theirs}= and {ours}= "
+                                            "(the same argument, PyTorch's and numpy's name)")
+                        kwargs[ours] = kwargs.pop(theirs)
+            return fn(*args, **kwargs)
+        return accepting
+    return decorate
+
+
+DIM = dict(dim="axis", keepdim="keepdims")
+
+
+# ----- einsum equations --------------------------------------------------------
+_LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+def einsum_plan(equation, shapes):
+    """Read an einsum equation as numpy does and write it out in full: one
+    letter per axis ("..." replaced by letters of its own), the output
+    explicit. Returns (inputs, output, sizes): a letter string per operand,
+    the output's letters, and each letter's size (a size-1 axis broadcasts
+    against the others, as numpy allows)."""
+    if not isinstance(equation, str):
+        raise TypeError(f"einsum: the equation must be a string such as 'ij,jk->ik', got "
+                        f"{type(equation).__name__}")
+    text = equation.replace(" ", "")
+    given, arrow, output = text.partition("->")
+    terms = given.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"einsum: equation {equation!r} has {len(terms)} operand"
+                         f"{'s' if len(terms) != 1 else ''}, got {len(shapes)} tensors")
+    for term in terms + [output]:
+        bad = set(term.replace("...", "")) - set(_LETTERS)
+        if bad or term.count("...") > 1:
+            raise ValueError(f"einsum: equation {equation!r}: {term!r} is not letters with at "
+                             "most one '...'")
+    spare = iter(sorted(set(_LETTERS) - set(text)))
+    ellipsis_ndim = max(len(s) - len(t.replace("...", "")) for t, s in zip(terms, shapes))
+    ellipsis = "".join(next(spare) for _ in range(max(ellipsis_ndim, 0)))
+    inputs = []
+    for term, shape in zip(terms, shapes):
+        named = len(term.replace("...", ""))
+        extra = len(shape) - named
+        if extra < 0 or (extra and "..." not in term):
+            raise ValueError(f"einsum: equation {equation!r}: operand {term!r} names {named} "
+                             f"axes, but its tensor has shape {shape_str(shape)}")
+        inputs.append(term.replace("...", ellipsis[len(ellipsis) - extra:]))
+    if arrow:  # without '...' in the output, its axes are summed (PyTorch; numpy refuses)
+        output = output.replace("...", ellipsis)
+        unknown = set(output) - set("".join(inputs))
+        if unknown or len(set(output)) != len(output):
+            raise ValueError(f"einsum: equation {equation!r}: every output letter must appear "
+                             "in an input, and only once in the output")
+    else:  # numpy's implicit output: the '...' axes, then the letters used once, sorted
+        letters = "".join(t.replace("...", "") for t in terms)
+        output = ellipsis + "".join(sorted(c for c in set(letters) if letters.count(c) == 1))
+    sizes = {}
+    for term, shape in zip(inputs, shapes):
+        for letter, n in zip(term, shape):
+            if sizes.get(letter, 1) != 1 and n not in (1, sizes[letter]):
+                raise ValueError(f"einsum: equation {equation!r}: axis {letter!r} has sizes "
+                                 f"{sizes[letter]} and {n} in shapes "
+                                 f"{shapes_str(shapes, ', ')}")
+            if n != 1 or letter not in sizes:
+                sizes[letter] = n
+    return inputs, output, sizes

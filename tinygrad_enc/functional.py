@@ -12,31 +12,46 @@ import math
 
 import numpy as np
 
+from . import names, ops
 from . import random as _random
-from .checks import check_mask, normalize_axes, shape_str
+from .checks import (broadcast_shape, check_mask, flag, integer, normalize_axes, number,
+                     shape_arg, shape_str, torch_names)
 from .ops import CrossEntropy, LayerNorm, Linear, LogSoftmax, Softmax
 from .tensor import Tensor, apply, array_of
 
 
+def _tensor(op, x, name="x"):
+    """The functions here take Tensors, as PyTorch's do (an ndarray or a list
+    would otherwise fail deep inside with numpy's words)."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__} (wrap it: "
+                        "Tensor(x))")
+    return x
+
+
+@torch_names(dim="axis")
 def softmax(x, axis=-1):
     """exp(x_i) / sum_j exp(x_j) along `axis`: turns scores into weights that
     are positive and sum to 1. Stable for any finite logits; a row that is all
     -inf (everything masked) becomes all zeros, not NaN."""
+    x = _tensor("softmax", x)
     return apply(Softmax, x, axis=normalize_axes("softmax", axis, x.ndim))
 
 
+@torch_names(dim="axis")
 def log_softmax(x, axis=-1):
     """log(softmax(x)), computed as x - logsumexp(x) so it never overflows."""
+    x = _tensor("log_softmax", x)
     return apply(LogSoftmax, x, axis=normalize_axes("log_softmax", axis, x.ndim))
 
 
 def relu(x):
-    return x.relu()
+    return _tensor("relu", x).relu()
 
 
 def gelu(x, approximate="none"):
     """x * Phi(x): exact (erf) by default as in PyTorch, or approximate="tanh"."""
-    return x.gelu(approximate)
+    return _tensor("gelu", x).gelu(approximate)
 
 
 def linear(x, weight, bias=None):
@@ -61,62 +76,201 @@ def linear_composed(x, weight, bias=None):
     return y if bias is None else y + bias
 
 
-def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0):
-    """Mean of -sum_c q_c log p_c over the positions whose target is not
-    `ignore_index`, p = softmax(logits) and q the target distribution: one-hot
-    at the target, or with label smoothing (1 - eps) one-hot + eps / C.
+def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduction="mean"):
+    """cross_entropy(logits, target) = nll_loss(log_softmax(logits), target): the
+    mean of -sum_c q_c log p_c over the positions whose target is not
+    `ignore_index`, p = softmax(logits) and q the target distribution.
 
-    logits: (N, C) or (B, T, C); target: integers of shape (N,) or (B, T).
-    The classes are last, as the model's output comes (B, T, vocab); PyTorch's
-    cross_entropy wants them second, (B, C, T), so a PyTorch call needs
-    logits.permute(0, 2, 1). Its gradient with respect to the logits is
-    (p - q) / (number of positions). If every target is ignored the loss is 0
-    (PyTorch gives NaN). One fused op (ops.CrossEntropy) computes what
-    `cross_entropy_composed` builds from log_softmax, a product and a sum.
+    target: integer class indices of shape (N,) or (B, T), q one-hot at the
+    target (with label smoothing (1 - eps) one-hot + eps / C); or class
+    probabilities of the logits' shape, q = target (smoothed the same way;
+    a target tensor that requires grad gets its gradient).
+    logits: (N, C) or (B, T, C). The classes are last, as the model's output
+    comes (B, T, vocab); PyTorch's cross_entropy wants them second, (B, C, T),
+    so a PyTorch call needs logits.permute(0, 2, 1). reduction "mean" (over
+    the positions kept), "sum" or "none" (the loss per position, 0 where
+    ignored). Its gradient with respect to the logits is (p - q) / (number of
+    positions). If every target is ignored the mean is 0 (PyTorch gives NaN).
     """
-    target, kept = _class_targets(logits, target, ignore_index, label_smoothing)
-    return apply(CrossEntropy, logits.reshape(-1, logits.shape[-1]), Tensor._wrap(target),
-                 kept=kept, smoothing=float(label_smoothing))
-
-
-def cross_entropy_composed(logits, target, ignore_index=None, label_smoothing=0.0):
-    """cross_entropy from primitives: log_softmax, times the target
-    distribution q (an (N, C) array), summed and scaled. The same function
-    as `cross_entropy`, with three more passes over the logits' size; kept
-    to check the fused op against."""
-    target, kept = _class_targets(logits, target, ignore_index, label_smoothing)
-    classes = logits.shape[-1]
-    q = np.zeros((target.size, classes), dtype=logits.dtype)
-    q[np.flatnonzero(kept), target[kept]] = 1.0
-    if label_smoothing:
-        q = (1.0 - label_smoothing) * q + kept[:, None] * (label_smoothing / classes)
-    log_p = log_softmax(logits.reshape(-1, classes), axis=-1)
-    return -(log_p * q).sum() * (1.0 / max(int(kept.sum()), 1))
-
-
-def _class_targets(logits, target, ignore_index, label_smoothing):
-    """Check cross_entropy's arguments; return the targets as one row of class
-    indices and the mask of the rows that count (target != ignore_index)."""
-    target = np.asarray(target.data if isinstance(target, Tensor) else target)
+    _check_reduction("cross_entropy", reduction)
+    logits = _tensor("cross_entropy", logits, "logits")
+    label_smoothing = number("cross_entropy", "label_smoothing", label_smoothing, 0.0, 1.0)
     if logits.ndim not in (2, 3):
         raise ValueError(f"cross_entropy: logits must be (N, C) or (B, T, C), got "
                          f"{shape_str(logits.shape)}")
+    if _probability_target(target, logits.shape):
+        if ignore_index is not None:
+            raise ValueError("cross_entropy: ignore_index applies to class indices, not to "
+                             "class-probability targets")
+        log_p = log_softmax(logits, axis=-1)
+        q = target if isinstance(target, Tensor) else Tensor(target, dtype=logits.dtype)
+        if label_smoothing:
+            q = q * (1.0 - label_smoothing) + label_smoothing / logits.shape[-1]
+        return _reduce(-(log_p * q).sum(-1), reduction, log_p.size // log_p.shape[-1])
+    target, kept = _class_targets("cross_entropy", logits, target, ignore_index)
+    if reduction == "mean":  # the training loss: one fused op (ops.CrossEntropy)
+        classes = logits.shape[-1]
+        targets = Tensor._wrap(target.reshape(-1))
+        targets.name = names.TARGET
+        return apply(CrossEntropy, logits.reshape(-1, classes), targets, kept=kept.reshape(-1),
+                     smoothing=label_smoothing)
+    return _reduce(_class_losses(logits, target, kept, label_smoothing), reduction,
+                   int(kept.sum()))
+
+
+def cross_entropy_composed(logits, target, ignore_index=None, label_smoothing=0.0):
+    """cross_entropy's mean from primitives: log_softmax, the loss picked at
+    each target, the label-smoothing spread, a mean. The same function as the
+    fused ops.CrossEntropy, with more passes over the logits' size; kept to
+    check the fused op against (and used for reduction "sum" and "none")."""
+    target, kept = _class_targets("cross_entropy", logits, target, ignore_index)
+    return _reduce(_class_losses(logits, target, kept, label_smoothing), "mean",
+                   int(kept.sum()))
+
+
+def _class_losses(logits, target, kept, label_smoothing):
+    """-sum_c q_c log p_c per position for class-index targets (0 where not kept)."""
+    log_p = log_softmax(logits, axis=-1)
+    losses = _picked_losses(log_p, target, kept)
+    if label_smoothing:  # the eps / C part of q: the mean of -log p over the classes
+        spread = (-log_p.mean(-1)).masked_fill(~kept, 0.0)
+        losses = losses * (1.0 - label_smoothing) + spread * label_smoothing
+    return losses
+
+
+def nll_loss(log_probs, target, ignore_index=None, reduction="mean"):
+    """nll_loss(log_p, target) = mean(-log_p[n, target[n]]) over the positions
+    whose target is not `ignore_index`: cross_entropy for inputs that are
+    already log-probabilities (log_softmax's output). Shapes, classes last, and
+    reductions as cross_entropy."""
+    _check_reduction("nll_loss", reduction)
+    log_probs = _tensor("nll_loss", log_probs, "log_probs")
+    if log_probs.ndim not in (2, 3):
+        raise ValueError(f"nll_loss: log_probs must be (N, C) or (B, T, C), got "
+                         f"{shape_str(log_probs.shape)}")
+    target, kept = _class_targets("nll_loss", log_probs, target, ignore_index)
+    return _reduce(_picked_losses(log_probs, target, kept), reduction, int(kept.sum()))
+
+
+def _check_reduction(op, reduction):
+    if reduction not in ("mean", "sum", "none"):
+        raise ValueError(f"{op}: reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+
+
+def _reduce(losses, reduction, count):
+    """The losses per position, their sum, or their mean over `count` positions
+    (0 when there are none)."""
+    if reduction == "none":
+        return losses
+    total = losses.sum()
+    return total if reduction == "sum" else total * (1.0 / max(count, 1))
+
+
+def _probability_target(target, shape):
+    array = array_of(target)
+    return array.dtype.kind == "f" and array.shape == tuple(shape)
+
+
+def _class_targets(op, scores, target, ignore_index):
+    """Integer class indices of the shape scores (..., C) has without C, as an
+    int64 array, and the boolean mask of the positions that count."""
+    if ignore_index is not None:  # "pad", 1.5 or True would silently ignore nothing
+        ignore_index = integer(op, "ignore_index", ignore_index)
+    target = array_of(target)
     if not np.issubdtype(target.dtype, np.integer):
-        raise TypeError(f"cross_entropy: target must hold integer class indices, got dtype "
-                        f"{target.dtype}")
-    if target.shape != logits.shape[:-1]:
-        raise ValueError(f"cross_entropy: logits {shape_str(logits.shape)} need target of shape "
-                         f"{shape_str(logits.shape[:-1])}, got {shape_str(target.shape)}")
-    if not 0.0 <= label_smoothing <= 1.0:
-        raise ValueError(f"cross_entropy: label_smoothing must be in [0, 1], got {label_smoothing}")
-    classes = logits.shape[-1]
-    target = target.reshape(-1)
+        raise TypeError(f"{op}: target must hold integer class indices (or, for "
+                        f"cross_entropy, probabilities of the logits' shape), got dtype "
+                        f"{target.dtype} and shape {shape_str(target.shape)}")
+    if target.shape != scores.shape[:-1]:
+        raise ValueError(f"{op}: {'logits' if op == 'cross_entropy' else 'log_probs'} "
+                         f"{shape_str(scores.shape)} need target of shape "
+                         f"{shape_str(scores.shape[:-1])}, got {shape_str(target.shape)}")
+    classes = scores.shape[-1]
     kept = np.ones(target.shape, dtype=bool) if ignore_index is None else target != ignore_index
     bad = kept & ((target < 0) | (target >= classes))
     if bad.any():
-        raise ValueError(f"cross_entropy: target {target[bad][0]} is not a class index in "
+        raise ValueError(f"{op}: target {target[bad][0]} is not a class index in "
                          f"[0, {classes})")
-    return target, kept
+    return target.astype(np.int64, copy=False), kept
+
+
+def _picked_losses(log_p, target, kept):
+    """-log_p at each position's target class, 0 where the position is not kept:
+    a where over a one-hot mask, then a sum over the classes (as fast as a
+    product with the one-hot targets, and no NaN from 0 * -inf)."""
+    chosen = (target[..., None] == np.arange(log_p.shape[-1])) & kept[..., None]  # (..., C)
+    return -Tensor.where(chosen, log_p, 0.0).sum(-1)
+
+
+def mse_loss(input, target, reduction="mean"):  # noqa: A002  (PyTorch's name)
+    """mse_loss(x, y) = mean((x - y) ** 2). x and y must have one shape (PyTorch
+    broadcasts them with a warning: a (N, 1) against a (N,) would silently
+    compare every pair)."""
+    _check_reduction("mse_loss", reduction)
+    input = _tensor("mse_loss", input, "input")
+    target = target if isinstance(target, Tensor) else Tensor(array_of(target), dtype=input.dtype)
+    if target.shape != input.shape:
+        raise ValueError(f"mse_loss: input {shape_str(input.shape)} and target "
+                         f"{shape_str(target.shape)} must have the same shape")
+    losses = (input - target) ** 2
+    return _reduce(losses, reduction, losses.size)
+
+
+def binary_cross_entropy_with_logits(logits, target, weight=None, reduction="mean",
+                                     pos_weight=None):
+    """bce_with_logits(x, y) = mean((1 - y) x + (1 + (pos_weight - 1) y) softplus(-x)),
+    which is -[y log sigmoid(x) + (1 - y) log(1 - sigmoid(x))] without taking a
+    log of a sigmoid that rounds to 0 or 1: finite for logits of +-1e4. Its
+    gradient is sigmoid(x) - y (at pos_weight 1). `weight` scales each element's
+    loss; target has the logits' shape (0/1 labels or probabilities)."""
+    _check_reduction("binary_cross_entropy_with_logits", reduction)
+    logits = _tensor("binary_cross_entropy_with_logits", logits, "logits")
+    if not isinstance(target, Tensor):
+        target = Tensor(array_of(target), dtype=logits.dtype)
+    if target.shape != logits.shape:
+        raise ValueError(f"binary_cross_entropy_with_logits: target {shape_str(target.shape)} "
+                         f"must have the logits' shape {shape_str(logits.shape)}")
+    target = target.to(logits.dtype) if target.dtype.kind != "f" else target
+    push_down = softplus(-logits)  # -log sigmoid(x)
+    if pos_weight is not None:
+        push_down = push_down * (target * (pos_weight - 1) + 1)
+    losses = (1 - target) * logits + push_down
+    if weight is not None:
+        losses = losses * weight
+    return _reduce(losses, reduction, losses.size)
+
+
+def one_hot(ids, num_classes=-1):
+    """An int64 tensor of shape ids.shape + (num_classes,), 1 at each id, 0
+    elsewhere (num_classes=-1: one more than the largest id), as PyTorch."""
+    ids = array_of(ids)
+    if ids.dtype.kind not in "iu":
+        raise TypeError(f"one_hot: ids must be integers, got dtype {ids.dtype}")
+    num_classes = integer("one_hot", "num_classes", num_classes, minimum=-1)
+    if num_classes == -1:
+        if ids.size == 0:
+            raise ValueError("one_hot: cannot infer num_classes from an empty tensor; pass it")
+        num_classes = int(ids.max()) + 1
+    if ids.size and (ids.min() < 0 or ids.max() >= num_classes):
+        raise ValueError(f"one_hot: ids must be in [0, {num_classes}), got values from "
+                         f"{ids.min()} to {ids.max()}")
+    return Tensor._wrap((ids[..., None] == np.arange(num_classes)).astype(np.int64))
+
+
+def silu(x):
+    return x.silu()
+
+
+def softplus(x, beta=1.0, threshold=20.0):
+    return x.softplus(beta, threshold)
+
+
+def leaky_relu(x, negative_slope=0.01):
+    return x.leaky_relu(negative_slope)
+
+
+def elu(x, alpha=1.0):
+    return x.elu(alpha)
 
 
 def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
@@ -124,11 +278,19 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
     `weight` and shift by `bias`: (x - mean) / sqrt(var + eps) * w + b, over
     the last len(normalized_shape) axes. The variance is the biased one
     (divide by n), as in the paper and in PyTorch's LayerNorm."""
-    shape = (normalized_shape,) if isinstance(normalized_shape, int) else tuple(normalized_shape)
+    x = _tensor("layer_norm", x)
+    shape = shape_arg("layer_norm", (normalized_shape,) if not isinstance(
+        normalized_shape, (tuple, list)) else tuple(normalized_shape))
+    eps = number("layer_norm", "eps", eps, low=0.0)
     if x.shape[x.ndim - len(shape):] != shape or len(shape) > x.ndim:
         raise ValueError(f"layer_norm: input {shape_str(x.shape)} does not end in the "
                          f"normalized shape {shape_str(shape)}")
     axes = tuple(range(x.ndim - len(shape), x.ndim))
+    for name, p in (("weight", weight), ("bias", bias)):
+        if p is not None and (not isinstance(p, Tensor) or p.shape != shape):
+            raise ValueError(f"layer_norm: {name} must be a Tensor of the normalized shape "
+                             f"{shape_str(shape)}, got "
+                             + (shape_str(p.shape) if isinstance(p, Tensor) else type(p).__name__))
     out = apply(LayerNorm, x, axes=axes, eps=eps)
     if weight is not None:
         out = out * weight
@@ -138,22 +300,25 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
 
 
 def dropout(x, p=0.5, training=True):
-    """Zero each element with probability p and scale the survivors by
+    """dropout(x, p) = x * keep / (1 - p), keep 0 with probability p, else 1:
+    zero each element with probability p and scale the survivors by
     1 / (1 - p) ("inverted" dropout), so the expected value is unchanged and
     evaluation needs no rescaling. Identity when not training or p == 0."""
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"dropout: p must be a probability in [0, 1], got {p}")
-    if not training or p == 0.0:
+    x = _tensor("dropout", x)
+    p = number("dropout", "p (a probability)", p, 0.0, 1.0)
+    if not flag("dropout", "training", training) or p == 0.0:
         return x
     if p == 1.0:
         return x * 0.0
     scale = (_random.generator().random(x.shape) >= p).astype(x.dtype)
     scale *= 1.0 / (1.0 - p)  # in place: one array, already in x's dtype
-    return x * Tensor._wrap(scale)
+    mask = Tensor._wrap(scale)
+    mask.name = names.dropout_mask(p)
+    return x * mask
 
 
 def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
-    """Attention: Z = softmax(Q K^T / sqrt(d_k)) V.
+    """scaled_dot_product_attention(q, k, v) = softmax(q k^T / sqrt(d_k)) v: attention, Z.
 
     q: (..., T_q, d_k), k: (..., T_k, d_k), v: (..., T_k, d_v). The score of
     query i for key j is q_i . k_j / sqrt(d_k) (dividing keeps the scores'
@@ -163,26 +328,42 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     (..., T_q, T_k): the convention of torch.nn.MultiheadAttention's masks,
     and the OPPOSITE of torch.nn.functional.scaled_dot_product_attention,
     whose boolean attn_mask means True = attend (pass it ~mask). A query
-    whose keys are all masked gets zero weights and a zero output, never NaN. `dropout_p` drops attention weights (as PyTorch,
-    whenever it is > 0). Returns (Z, weights), weights before dropout.
+    whose keys are all masked gets zero weights and a zero output, never NaN.
+    `dropout_p` drops attention weights (as PyTorch, whenever it is > 0).
+    Returns (Z, weights), weights before dropout. A length-0 sequence gives
+    the empty result, as in PyTorch.
     """
+    q, k, v = (_tensor("scaled_dot_product_attention", t, n) for t, n in ((q, "q"), (k, "k"),
+                                                                           (v, "v")))
+    dropout_p = number("scaled_dot_product_attention", "dropout_p", dropout_p, 0.0, 1.0)
     if q.ndim < 2 or k.ndim < 2 or v.ndim < 2 or q.shape[-1] != k.shape[-1] \
             or k.shape[-2] != v.shape[-2]:
         raise ValueError(f"scaled_dot_product_attention: q {shape_str(q.shape)}, k "
                          f"{shape_str(k.shape)}, v {shape_str(v.shape)}: need q (..., T_q, d_k), "
                          "k (..., T_k, d_k), v (..., T_k, d_v)")
-    # Q K^T / sqrt(d_k), scaling q: (T_q, d_k) numbers instead of the scores' (T_q, T_k)
-    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)
-    scores.name = "scores"
     if mask is not None:
-        mask = check_mask("scaled_dot_product_attention", array_of(mask), scores.shape,
+        op = "scaled_dot_product_attention"
+        scores_shape = broadcast_shape(op, q.shape[:-2], k.shape[:-2]) + (q.shape[-2], k.shape[-2])
+        mask = check_mask(op, array_of(mask), scores_shape,
                           target="the scores' shape (..., T_q, T_k)")
-        scores = scores.masked_fill(mask, -np.inf)
+    return _attention(q, k, v, mask, dropout_p)
+
+
+def _attention(q, k, v, mask, dropout_p):
+    """scaled_dot_product_attention on arguments its caller has checked (q, k
+    and v fit, mask is None or a boolean ndarray that broadcasts to the
+    scores), so that MultiHeadAttention's masks are checked once, where the
+    learner passed them."""
+    # Q K^T / sqrt(d_k), scaling q: (T_q, d_k) numbers instead of the scores' (T_q, T_k)
+    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # (..., T_q, T_k)
+    scores.name = names.SCORES
+    if mask is not None:
+        scores = apply(ops.MaskedFill, scores, mask=mask, value=-np.inf)
     weights = softmax(scores, axis=-1)
-    weights.name = "attention weights"
+    weights.name = names.WEIGHTS
     attended = dropout(weights, dropout_p, training=dropout_p > 0)
     out = attended @ v
-    out.name = "Z"
+    out.name = names.Z
     return out, weights
 
 

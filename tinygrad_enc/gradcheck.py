@@ -7,6 +7,7 @@ analytic gradient from `backward` must match the central difference
 """
 import numpy as np
 
+from .checks import number
 from .tensor import Tensor, no_grad, shape_str
 
 
@@ -22,6 +23,14 @@ def gradcheck(fn, inputs, eps=1e-6, atol=1e-5, rtol=1e-3, seed=0):
     inputs: a Tensor or a sequence of arguments for fn (Tensors that require
     grad are checked; they must be float64). fn must be deterministic.
     """
+    eps = number("gradcheck", "eps", eps)
+    if not eps > 0:
+        raise ValueError(f"gradcheck: eps must be > 0 (the finite-difference step), got {eps}")
+    atol = number("gradcheck", "atol", atol, low=0.0)
+    rtol = number("gradcheck", "rtol", rtol, low=0.0)
+    if not isinstance(inputs, (Tensor, list, tuple)):
+        raise TypeError(f"gradcheck: inputs must be a Tensor or a list of arguments, got "
+                        f"{type(inputs).__name__}")
     inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
     checked = [(i, t) for i, t in enumerate(inputs) if isinstance(t, Tensor) and t.requires_grad]
     if not checked:

@@ -55,6 +55,7 @@ is bit-exact in both directions (only slicing and stacking, no arithmetic), and
 every returned array is a fresh copy, so changing it never changes the input.
 """
 import re
+from collections.abc import Mapping
 
 import numpy as np
 
@@ -84,6 +85,7 @@ def from_torch_attention(sd):
     converted); ``in_proj_weight`` ``(3d, d)`` is split into ``q_proj.weight``,
     ``k_proj.weight``, ``v_proj.weight``, each ``(d, d)``.
     """
+    sd = _state_dict(sd, "from_torch_attention")
     return _from_torch(sd, _attention_names(), "from_torch_attention")
 
 
@@ -93,6 +95,7 @@ def to_torch_attention(sd):
     ``q_proj``, ``k_proj`` and ``v_proj`` are stacked, in that order, into
     ``in_proj_weight`` ``(3d, d)`` and ``in_proj_bias`` ``(3d,)``.
     """
+    sd = _state_dict(sd, "to_torch_attention")
     return _to_torch(sd, _attention_names(), "to_torch_attention")
 
 
@@ -101,6 +104,7 @@ def from_torch_encoder(sd):
 
     ``sd`` maps torch's names to arrays; see the module docstring for the keys.
     """
+    sd = _state_dict(sd, "from_torch_encoder")
     return _from_torch(sd, _encoder_names(sd), "from_torch_encoder")
 
 
@@ -109,6 +113,7 @@ def to_torch_encoder(sd):
 
     Keys come out in the order torch's own ``state_dict()`` lists them.
     """
+    sd = _state_dict(sd, "to_torch_encoder")
     return _to_torch(sd, _encoder_names(sd), "to_torch_encoder")
 
 
@@ -226,6 +231,18 @@ def _stack(parts, names, caller):
     return np.concatenate(parts)
 
 
+def _state_dict(sd, caller):
+    """``sd`` checked to be a mapping with string keys (a model or a list is refused)."""
+    if not isinstance(sd, Mapping):
+        hint = "; pass its state_dict(), as numpy arrays" if hasattr(sd, "state_dict") else ""
+        raise TypeError(f"{caller}: expected a state dict (name -> array), got "
+                        f"{type(sd).__name__}{hint}")
+    bad = [key for key in sd if not isinstance(key, str)]
+    if bad:
+        raise TypeError(f"{caller}: keys must be strings, got {bad[0]!r}")
+    return sd
+
+
 def _arrays(sd, known, caller):
     """``sd`` as a dict of ndarrays, refusing any key not in ``known``."""
     unknown = [key for key in sd if key not in known]
@@ -246,7 +263,7 @@ def _as_numpy(key, value, caller):
             raise
         # torch refuses np.asarray for a tensor that requires grad or lives on a GPU.
         array = value.detach().cpu().numpy()
-    if array.dtype.hasobject:
+    if array.dtype.kind not in "biuf":
         raise TypeError(f"{caller}: {key!r} is not a numeric array "
-                        f"(got {type(value).__name__})")
+                        f"(got {type(value).__name__} of dtype {array.dtype})")
     return array

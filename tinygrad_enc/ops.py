@@ -370,7 +370,7 @@ class MaskedFill(Op):
     array_inputs = ("mask",)
 
     def forward(self, x, mask, value):
-        self.mask = mask
+        self.mask, self.value = mask, value  # the value: -inf masks on purpose (detect_anomaly)
         return np.where(mask, x.dtype.type(value), x)
 
     def backward(self, g):
@@ -408,7 +408,7 @@ def _stable_shift(x, axis):
     """x - max(x): exp of it cannot overflow. A row that is all -inf (every
     entry masked) is shifted by 0 instead of -inf, so it stays all -inf
     (exp -> 0) instead of turning into NaN."""
-    top = x.max(axis=axis, keepdims=True)
+    top = x.max(axis=axis, keepdims=True, initial=-np.inf)  # initial: an empty row has a max
     return x - np.where(np.isfinite(top), top, 0)
 
 
@@ -482,6 +482,203 @@ class LayerNorm(Op):
         grad -= x_hat * (g * x_hat).mean(axis=axes, keepdims=True)
         grad *= self.inv_sigma
         return grad
+
+
+# ===== API breadth: the primitives the tensor API is composed from ============
+# Everything else in the API is composed from the ops above and these (see
+# docs/primitives.md). Each of these is a primitive for a stated reason.
+
+# ----- elementwise, one input: trigonometry, erf, steps, casts ---------------
+class Sin(Op):
+    float_result = True
+
+    def forward(self, x):
+        self.x = x
+        return np.sin(x)
+
+    def backward(self, g):
+        # d(sin x)/dx = cos x
+        return g * np.cos(self.x)
+
+
+class Cos(Op):
+    """cos x. A primitive, not sin(x + pi/2): adding pi/2 rounds x (in float32
+    an error of 1e-7, large beside cos x near its zeros)."""
+    float_result = True
+
+    def forward(self, x):
+        self.x = x
+        return np.cos(x)
+
+    def backward(self, g):
+        # d(cos x)/dx = -sin x
+        return -g * np.sin(self.x)
+
+
+_TWO_OVER_SQRT_PI = 2 / math.sqrt(math.pi)
+
+
+class Erf(Op):
+    """erf x = 2/sqrt(pi) * integral_0^x exp(-t^2) dt (special.py; GELU's Phi)."""
+    float_result = True
+
+    def forward(self, x):
+        self.x = x
+        return erf(x)
+
+    def backward(self, g):
+        # d(erf x)/dx = 2/sqrt(pi) exp(-x^2)
+        return g * (_TWO_OVER_SQRT_PI * np.exp(-self.x * self.x))
+
+
+class Step(Op):
+    """floor, ceil, round (half to even, as PyTorch) or sign of a float array:
+    `fn` is numpy's function. Piecewise constant, so the gradient is 0 wherever
+    it exists, as in PyTorch; one op for the four."""
+
+    def forward(self, x, fn):
+        self.fn = fn
+        return fn(x)
+
+    def backward(self, g):
+        # d(step x)/dx = 0: flat between the jumps
+        return np.zeros_like(g)
+
+    @property
+    def op_name(self):
+        return self.fn.__name__
+
+
+class Cast(Op):
+    """x in another dtype. Between float dtypes the gradient flows back, cast to
+    x's dtype; to an integer or boolean dtype nothing flows (tensor.py records
+    no graph for those)."""
+
+    def forward(self, x, dtype):
+        self.dtype = x.dtype
+        return x.astype(dtype)
+
+    def backward(self, g):
+        # d(cast x)/dx = 1, in x's dtype
+        return g.astype(self.dtype)
+
+
+# ----- elementwise, two inputs: maximum, power ---------------------------------
+class Maximum(Op):
+    """The larger of a and b, elementwise. A primitive: where(a > b, a, b) would
+    give all of a tie's gradient to b, where PyTorch gives each half.
+    minimum(a, b) is -maximum(-a, -b)."""
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        return np.maximum(a, b)  # NaN wins, as in PyTorch
+
+    def backward(self, g):
+        # d max(a, b)/da = 1 where a > b, 1/2 where a == b, 0 where a < b (b mirrored)
+        shared = np.where(self.a == self.b, g * 0.5, g)
+        zero = np.zeros((), dtype=g.dtype)
+        return (np.where(self.a < self.b, zero, shared) if self.needs_grad[0] else None,
+                np.where(self.b < self.a, zero, shared) if self.needs_grad[1] else None)
+
+
+class Power(Op):
+    """a ** b with a tensor exponent (or a tensor raised by a number: 2 ** x).
+    A primitive: exp(b ln a) is NaN for a negative base, where (-2) ** 2 = 4,
+    and rounds where np.power is exact."""
+    op_name = "pow"
+
+    def forward(self, a, b):
+        self.a, self.b = a, b
+        self.out = np.power(a, b)
+        return self.out
+
+    def backward(self, g):
+        # d(a^b)/da = b a^(b-1) (0 where b = 0), d(a^b)/db = a^b ln a (0 where a = 0, b >= 0)
+        a, b = self.a, self.b
+        zero = np.zeros((), dtype=g.dtype)
+        grad_a = grad_b = None
+        with np.errstate(divide="ignore", invalid="ignore"):
+            if self.needs_grad[0]:
+                grad_a = np.where(b == 0, zero, g * b * np.power(a, b - 1))
+            if self.needs_grad[1]:
+                grad_b = np.where((a == 0) & (b >= 0), zero, g * self.out * np.log(a))
+        return grad_a, grad_b
+
+
+# ----- reductions and scans: prod, cumsum ---------------------------------------
+class Prod(Op):
+    """Product over `axis` (a tuple). A primitive: exp(sum(log x)) fails for
+    x <= 0."""
+
+    def forward(self, x, axis, keepdims):
+        self.x, self.axis, self.keepdims = x, axis, keepdims
+        return np.asarray(np.prod(x, axis=axis, keepdims=keepdims))
+
+    def backward(self, g):
+        # d(prod x)/dx_i = the product of the other elements: the products to
+        # the left of i times those to the right (no division, so zeros are fine)
+        x, axis = self.x, self.axis
+        if not self.keepdims:
+            g = np.expand_dims(g, axis)
+        if x.size == 0:
+            return np.zeros(x.shape, dtype=g.dtype)
+        last = tuple(range(x.ndim - len(axis), x.ndim))
+        moved = np.moveaxis(x, axis, last)  # (kept..., reduced...)
+        rows = moved.reshape(moved.shape[:x.ndim - len(axis)] + (-1,))  # (kept..., n)
+        ones = np.ones(rows.shape[:-1] + (1,), dtype=x.dtype)
+        left = np.cumprod(np.concatenate([ones, rows[..., :-1]], axis=-1), axis=-1)
+        right = np.cumprod(np.concatenate([ones, rows[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+        others = np.moveaxis((left * right).reshape(moved.shape), last, axis)
+        return g * others
+
+
+class Cumsum(Op):
+    """Running sum along `axis`. A primitive: as a product with a triangle of
+    ones (x @ triu(1)) it would cost n^2 instead of n."""
+
+    def forward(self, x, axis):
+        self.axis = axis
+        return np.cumsum(x, axis=axis)
+
+    def backward(self, g):
+        # d(cumsum x)_j/dx_i = 1 for j >= i: sum g from the end back to i
+        return np.flip(np.cumsum(np.flip(g, self.axis), axis=self.axis), self.axis)
+
+
+# ----- contraction: einsum --------------------------------------------------------
+class Einsum(Op):
+    """np.einsum on an equation written out in full (tensor.py does that: one
+    letter per axis, every letter one size). A primitive: composed from
+    permute, reshape, mul, sum and matmul it would need a plan per equation.
+    Its backward is itself an einsum per operand."""
+
+    def forward(self, *arrays, inputs, output):
+        self.arrays, self.inputs, self.output = arrays, inputs, output
+        return np.asarray(np.einsum(f"{','.join(inputs)}->{output}", *arrays, optimize=True))
+
+    def backward(self, g):
+        # d out/d operand_k: contract g with the other operands onto operand k's
+        # letters; a letter only operand k has was summed out, so g broadcasts
+        # along it; a letter repeated in it (a diagonal, "ii") gets g on the diagonal
+        return tuple(self._gradient(k, g) if needed else None
+                     for k, needed in enumerate(self.needs_grad))
+
+    def _gradient(self, k, g):
+        letters, x = self.inputs[k], self.arrays[k]
+        others = [i for i in range(len(self.inputs)) if i != k]
+        size = dict(zip(letters, x.shape))
+        unique = "".join(dict.fromkeys(letters))
+        seen = set(self.output).union(*(self.inputs[i] for i in others))
+        kept = "".join(c for c in unique if c in seen)
+        terms = ",".join([self.output] + [self.inputs[i] for i in others])
+        grad = np.einsum(f"{terms}->{kept}", g, *(self.arrays[i] for i in others), optimize=True)
+        grad = np.broadcast_to(grad.reshape([size[c] if c in seen else 1 for c in unique]),
+                               [size[c] for c in unique])
+        if unique == letters:
+            return grad
+        full = np.zeros(x.shape, dtype=g.dtype)
+        np.einsum(f"{letters}->{unique}", full)[...] = grad  # a writeable view of the diagonal
+        return full
 
 
 # ----- fused: a linear layer and the cross-entropy loss ------------------------------

@@ -8,23 +8,64 @@ shared by all the parameters, holds the intermediate terms, so a step makes
 no new array the size of a weight.
 """
 import math
+from collections.abc import Mapping
 
 import numpy as np
+
+from .checks import integer, number
+from .tensor import Tensor
+
+
+def _parameter_list(op, params):
+    """`params` (a list, a generator ...) as a list of distinct Tensors. One
+    Tensor, a Module or a dict is refused, with what to pass instead."""
+    if isinstance(params, Tensor):
+        raise TypeError(f"{op}: params argument given to the optimizer should be an iterable "
+                        f"of Tensors, but got one Tensor of shape {params.shape}: pass [tensor]")
+    if callable(getattr(params, "parameters", None)) or isinstance(params, Mapping):
+        raise TypeError(f"{op}: got a {type(params).__name__}, not its parameters: pass "
+                        f"model.parameters()")
+    try:
+        params = list(params)
+    except TypeError:
+        raise TypeError(f"{op}: params must be an iterable of Tensors, got "
+                        f"{type(params).__name__}") from None
+    seen = {}
+    for i, p in enumerate(params):
+        if not isinstance(p, Tensor):
+            hint = " (named_parameters() gives (name, parameter) pairs: pass parameters())" \
+                if isinstance(p, tuple) else ""
+            raise TypeError(f"{op}: params[{i}] is a {type(p).__name__}, not a Tensor{hint}")
+        if id(p) in seen:
+            raise ValueError(f"{op}: params[{i}] is params[{seen[id(p)]}] again (shape "
+                             f"{p.shape}): each parameter may appear only once")
+        seen[id(p)] = i
+    return params
 
 
 class Optimizer:
     """Holds the parameters and their per-parameter state; `step()` updates
     every parameter that has a gradient, `zero_grad()` clears gradients.
+    `params` is an iterable of floating leaf Tensors, each once (a frozen one,
+    requires_grad=False, is kept and skipped, as in PyTorch). Where PyTorch
+    warns about a parameter given twice (it would be stepped twice) or accepts
+    an integer tensor (it can never be trained), this raises.
     The state arrays follow the weights' dtype: after `model.to(np.float64)`
     the next step casts them, so the running averages are kept in float64."""
 
     def __init__(self, params, lr):
-        self.params = list(params)
+        name = type(self).__name__
+        self.params = _parameter_list(name, params)
         if not self.params:
-            raise ValueError(f"{type(self).__name__}: got an empty parameter list")
-        if lr < 0:
-            raise ValueError(f"{type(self).__name__}: learning rate must be >= 0, got {lr}")
-        self.lr = lr
+            raise ValueError(f"{name}: got an empty parameter list")
+        for i, p in enumerate(self.params):
+            if not np.issubdtype(p.dtype, np.floating):
+                raise TypeError(f"{name}: params[{i}] has dtype {p.dtype}; only floating "
+                                "tensors can be trained")
+            if p._ctx is not None:
+                raise ValueError(f"{name}: params[{i}] is the result of an op ({p._ctx.op_name}), "
+                                 "not a leaf: it never keeps a gradient, so it cannot be optimized")
+        self.lr = number(name, "learning rate", lr, low=0)
         self.state = [{} for _ in self.params]
         self._scratch_arrays = {}  # (dtype, slot) -> flat array, as large as the largest weight
 
@@ -58,7 +99,11 @@ class SGD(Optimizer):
 
     def __init__(self, params, lr, momentum=0.0, weight_decay=0.0, nesterov=False):
         super().__init__(params, lr)
-        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+        self.momentum = number("SGD", "momentum", momentum, low=0)
+        self.weight_decay = number("SGD", "weight_decay", weight_decay, low=0)
+        if nesterov and not self.momentum:
+            raise ValueError("SGD: nesterov=True needs a momentum > 0, got momentum=0")
+        self.nesterov = bool(nesterov)
 
     def _update(self, weight, grad, state):
         step = self._scratch(weight)
@@ -95,9 +140,13 @@ class Adam(Optimizer):
 
     def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0):
         super().__init__(params, lr)
-        if not (0.0 <= betas[0] < 1.0 and 0.0 <= betas[1] < 1.0):
-            raise ValueError(f"{type(self).__name__}: betas must be in [0, 1), got {betas}")
-        self.betas, self.eps, self.weight_decay = betas, eps, weight_decay
+        name = type(self).__name__
+        if not isinstance(betas, (tuple, list)) or len(betas) != 2:
+            raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        self.betas = tuple(number(name, f"betas[{i}]", b, low=0, high=1, high_open=True)
+                           for i, b in enumerate(betas))
+        self.eps = number(name, "eps", eps, low=0)
+        self.weight_decay = number(name, "weight_decay", weight_decay, low=0)
 
     def _update(self, weight, grad, state):
         beta1, beta2 = self.betas
@@ -151,9 +200,13 @@ class NoamSchedule:
     creation; call `step()` after each `optimizer.step()`."""
 
     def __init__(self, optimizer, d_model, warmup, factor=1.0):
-        if warmup <= 0:
-            raise ValueError(f"NoamSchedule: warmup must be positive, got {warmup}")
-        self.optimizer, self.d_model, self.warmup, self.factor = optimizer, d_model, warmup, factor
+        if not isinstance(optimizer, Optimizer):
+            raise TypeError(f"NoamSchedule: optimizer must be an optimizer (SGD, Adam, AdamW), "
+                            f"got {type(optimizer).__name__}")
+        self.optimizer = optimizer
+        self.d_model = integer("NoamSchedule", "d_model", d_model, minimum=1)
+        self.warmup = integer("NoamSchedule", "warmup", warmup, minimum=1)
+        self.factor = number("NoamSchedule", "factor", factor, low=0, low_open=True)
         self.step_num = 1
         optimizer.lr = self.rate(1)
 
@@ -168,7 +221,11 @@ class NoamSchedule:
 
 def clip_grad_norm(params, max_norm):
     """Scale all gradients together so their joint L2 norm is at most
-    max_norm; return the norm before clipping (as torch's clip_grad_norm_)."""
+    max_norm; return the norm before clipping (as torch's clip_grad_norm_).
+    `params` is an iterable of Tensors, or one Tensor. max_norm must be > 0
+    (PyTorch takes 0 and zeroes every gradient: more likely a slip than a wish)."""
+    params = _parameter_list("clip_grad_norm", [params] if isinstance(params, Tensor) else params)
+    max_norm = number("clip_grad_norm", "max_norm", max_norm, low=0, low_open=True)
     grads = [p.grad for p in params if p.grad is not None]
     total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
     scale = max_norm / (total + 1e-6)

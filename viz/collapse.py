@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .trace import is_data
+
 
 @dataclass
 class Shown:
@@ -102,7 +104,7 @@ def plan(trace, depth, collapse=()) -> Plan:
         if n.role == "op":
             continue
         used_by = [where[c] for c in consumers.get(n.index, [])]
-        if n.role != "input" and len(set(used_by)) == 1 and used_by[0].startswith("m"):
+        if not is_data(n) and len(set(used_by)) == 1 and used_by[0].startswith("m"):
             where[n.index] = used_by[0]  # used inside one box only: part of it
             if n.role == "parameter":
                 key = int(used_by[0][1:])
@@ -110,7 +112,7 @@ def plan(trace, depth, collapse=()) -> Plan:
                 box_params[key] = (count + 1, size + _size(n.shape))
             continue
         where[n.index] = sid = f"n{n.index}"
-        inside = None if n.role == "input" else _common(clusters, [shown[u].container for u in used_by])
+        inside = None if is_data(n) else _common(clusters, [shown[u].container for u in used_by])
         shown[sid] = Shown(sid, inside, node=n.index)
     shown = _in_first_use_order(shown, nodes, where)
     shown["out"] = Shown("out", None, node=trace.output)

@@ -13,7 +13,7 @@ import numpy as np
 from . import style
 from .collapse import plan
 from .gradients import edge_gradients, merged_norm
-from .trace import trace
+from .trace import is_data, trace
 
 MAX_NODES = 150
 
@@ -178,9 +178,10 @@ def _emit(traced, plan_, grads, title, values=None):
     with g.subgraph() as first:  # the model's inputs on the top row: the picture reads from input to output
         first.attr(rank="min")  # (an input only the loss reads, such as a target, stays beside the loss)
         for s, (_, _, role) in zip(plan_.shown.values(), statements):
-            if role == "input" and s.container is None and s.id in into_modules:
+            if s.node is not None and is_data(traced.nodes[s.node]) and s.container is None and s.id in into_modules:
                 first.node(s.id)
         first.node("legend")
+    _weights_on_top(g, bodies, traced, plan_)
     for mark, src in marks:  # a Σ node sits beside the tensor whose gradients it sums
         container = plan_.shown[src].container
         (bodies[container] if container is not None else g).node(mark, **style.SUM)
@@ -191,6 +192,36 @@ def _emit(traced, plan_, grads, title, values=None):
         g.edge(src, dst, label, **attrs)
     g.node_count, g.depth = plan_.count, plan_.depth
     return g
+
+
+def _weights_on_top(g, bodies, traced, plan_):
+    """A module's own weights on one row at its top, below the data that comes into the module
+    (invisible edges): the picture reads downwards, and the data entering a module comes from
+    above it instead of sideways from a module drawn beside it."""
+    clusters, shown = traced.clusters, plan_.shown
+
+    def inside(sid, key):
+        c = shown[sid].container
+        while c is not None and c != key:
+            c = clusters[c].parent
+        return c == key
+
+    for key, body in bodies.items():
+        weights = [sid for sid, s in shown.items() if s.container == key and s.node is not None
+                   and traced.nodes[s.node].role in ("parameter", "constant")]
+        if not weights:
+            continue
+        if len(weights) > 1:
+            with body.subgraph() as row:
+                row.attr(rank="same")
+                for sid in weights:
+                    row.node(sid)
+        arriving = dict.fromkeys(e.src for e in plan_.edges if e.dst != "out" and inside(e.dst, key)
+                                 and not inside(e.src, key) and not (shown[e.src].node is not None and
+                                 traced.nodes[shown[e.src].node].role in ("parameter", "constant")))
+        for src in arriving:
+            for sid in weights:
+                g.edge(src, sid, style="invis", weight="0")
 
 
 def _node(traced, plan_, shown, values):

@@ -152,7 +152,8 @@ def attention_heatmap(weights, q_tokens, k_tokens, path, *, title=None, scale="f
 
 
 def attention_digraph(weights, tokens, *, title=None, scale="fixed"):
-    """Self-attention as message passing on the complete graph of tokens, as a `graphviz.Digraph`.
+    """Self-attention as message passing on the complete graph of tokens, as a `graphviz.Digraph`
+    (shown inline in Jupyter).
 
     weights: (T, T), (H, T, T) or (1, H, T, T), row i = query token i. Every
     token j sends a message (its value vector) to every token i, and token i
@@ -168,7 +169,7 @@ def attention_digraph(weights, tokens, *, title=None, scale="fixed"):
     token order is kept and ids are stable from run to run; heads sit side by
     side, four per row. NaN weights, or values outside [0, 1], raise ValueError.
     """
-    import graphviz
+    from .jupyter import Graph
 
     fn = "attention_graph"
     w, tokens, _ = _attention(weights, fn, tokens)
@@ -179,10 +180,11 @@ def attention_digraph(weights, tokens, *, title=None, scale="fixed"):
     scale_text = "0 to 1" if scale == "fixed" else f"0 to {vmax:.3g}, the largest drawn"
     lines = _title("attention as message passing", title, tokens, tokens) + f"\nedge width: weight, {scale_text}"
     label = lines.replace("\n", "\\n")  # DOT's line break
-    g = graphviz.Digraph("attention", graph_attr={"layout": "neato", "fontname": "Helvetica", "label": label,
+    g = Graph("attention", graph_attr={"layout": "neato", "fontname": "Helvetica", "label": label,
                                                   "labelloc": "t"},
                          node_attr={"shape": "box", "style": "rounded", "fontname": "Helvetica"},
                          edge_attr={"arrowsize": "0.6"})
+    g.centred_labels = False  # plain labels: the renderer already anchors them at their middle
     for h in range(n_heads):
         x0, y0 = (h % 4) * (dx + box + 1.0), -(h // 4) * (dy * t + 1.5)
         with g.subgraph(name=f"head{h}") as c:

@@ -18,6 +18,8 @@ import math
 
 import numpy as np
 
+from tinygrad_enc import names
+
 from .fonts import text_width
 from .trace import is_split
 
@@ -33,6 +35,11 @@ ROLES = {  # role -> (legend text, node attributes)
                                                "color": "#c9a227"}),
     "constant": ("constant (buffer)", {"shape": "box", "style": "rounded,filled", "fillcolor": "#eeeeee",
                                        "color": "#999999"}),
+    "mask": ("mask", {"shape": "box", "style": "rounded,filled", "fillcolor": "#f4e1f0", "color": "#a05195"}),
+    "index": ("index (integers)", {"shape": "box", "style": "rounded,filled", "fillcolor": "#e8f4f8",
+                                   "color": "#4f8fa3"}),
+    "unrecorded": ("made under no_grad or detached: not recorded",
+                   {"shape": "box", "style": "rounded,filled,dashed", "fillcolor": "#ffffff", "color": "#c0392b"}),
     "op": ("op", {"shape": "ellipse", "style": "filled", "fillcolor": "#dae8fc", "color": "#6c8ebf"}),
     "module": ("module, collapsed", {"shape": "box3d", "style": "filled", "fillcolor": "#e1d5e7",
                                      "color": "#9673a6"}),
@@ -48,13 +55,19 @@ CLUSTER_FILLS = ("#fbfbfb", "#f1f5fb", "#fdf6ec", "#eef7ee", "#f7f0f9")  # one p
 HEADS_FILL = "#fff9e6"
 
 PAPER = {"q_proj": "W^Q", "k_proj": "W^K", "v_proj": "W^V", "out_proj": "W^O", "linear1": "W_1", "linear2": "W_2"}
-NAMED = {  # the library's tensor names -> what they are in the paper
-    "Q": "Q = x·W^Q", "K": "K = x·W^K", "V": "V = x·W^V",
-    "scores": "scores = Q·Kᵀ/√d_k",
-    "attention weights": "weights = softmax(scores)",
-    "Z": "Z = weights·V",
-    "concat": "concat heads",
-    "residual": "residual: x + sublayer(x)",
+NAMED = {  # the names the library declares (tinygrad_enc.names) -> what they are in the paper
+    names.Q: "Q = x·W^Q", names.K: "K = x·W^K", names.V: "V = x·W^V",
+    names.SCORES: "scores = Q·Kᵀ/√d_k",
+    names.WEIGHTS: "weights = softmax(scores)",
+    names.Z: "Z = weights·V",
+    names.CONCAT: "concat heads",
+    names.RESIDUAL: "residual: x + sublayer(x)",
+}
+LEAF_TITLES = {  # (role, name, note) of the arrays an op reads besides its tensors -> what to call them
+    ("mask", "mask", ""): "mask (True = masked)",
+    ("mask", "mask", "causal"): "causal mask (True = masked)",
+    ("mask", "mask", "padding"): "padding mask (True = masked)",
+    ("mask", "mask", "causal + padding"): "causal + padding mask (True = masked)",
 }
 SCALAR_OPS = {"mul": "×", "add": "+", "sub": "−", "div": "÷"}
 FUSED = {"layer_norm": "(x − mean) / √(variance + ε)"}  # one op in the engine: say what it does
@@ -131,9 +144,11 @@ def op_label(node, nodes, extra=()) -> Label:
 
 
 def _structural_note(node, nodes) -> str:
-    """What an unnamed op means from where it sits: splitting heads, Kᵀ, the
-    steps of layer norm, a weight's transpose, an embedding lookup. Each rule
-    looks one or two ops back, never further (no recursion along the graph)."""
+    """What an unnamed op is, from what it certainly is: a fused op's formula,
+    the split of a declared Q, K or V into heads and Kᵀ, a weight's transpose,
+    a row lookup, x times itself. Nothing in the paper's terms is guessed from
+    the shape of several ops (a hand-written mean of squares is not a
+    "variance"); each rule looks one or two ops back, never further."""
     parents = [nodes[p] for p in node.parents]
     if not parents:
         return ""
@@ -147,30 +162,13 @@ def _structural_note(node, nodes) -> str:
             return "Wᵀ"
         if is_split(nodes, first) and first.op == "permute" and len(node.shape) == 4:
             return "Kᵀ"
-        if first.name == "Z":
+        if first.name == names.Z:
             return "(B, T, H, d_k)"
-    if node.op == "getitem" and parents[-1].name == "ids":
+    if node.op == "getitem" and parents[-1].role == "index":
         return "look up rows"
-    if _squares(node):
-        return "squared"
-    if _averages(node, nodes):
-        return "= variance" if _squares(nodes[first.parents[0]]) else "= mean"
-    if node.op == "sub" and len(parents) == 2 and _averages(parents[1], nodes):
-        return "x − mean"
-    if node.op == "div" and len(parents) == 2 and parents[1].op == "sqrt":
-        return "÷ √(variance + ε)"
+    if node.op == "mul" and len(node.parents) == 2 and node.parents[0] == node.parents[1]:
+        return "x · x"
     return ""
-
-
-def _squares(node) -> bool:
-    """x * x."""
-    return node.op == "mul" and len(node.parents) == 2 and node.parents[0] == node.parents[1]
-
-
-def _averages(node, nodes) -> bool:
-    """sum(...) * (1/n): how Tensor.mean is composed."""
-    return (node.op == "mul" and len(node.scalars) == 1 and len(node.parents) == 1
-            and nodes[node.parents[0]].op == "sum")
 
 
 def leaf_label(node, extra=()) -> Label:
@@ -179,8 +177,9 @@ def leaf_label(node, extra=()) -> Label:
         symbol = paper_symbol(node.name.rsplit(".", 1)[0]) if node.name.endswith(".weight") else ""
         return _html([(node.name, False, False), (f"{symbol}  {shape_text(node.shape)}" if symbol
                                                   else shape_text(node.shape), bool(symbol), False), *extra])
-    return _html([(node.name or node.role, node.role == "input", False), (shape_text(node.shape), False, False),
-                  *extra])
+    title = LEAF_TITLES.get((node.role, node.name, node.note)) or node.name or node.role
+    notes = [(node.note, False, True)] if node.note and node.role in ("input", "unrecorded") else []
+    return _html([(title, node.role == "input", False), (shape_text(node.shape), False, False), *notes, *extra])
 
 
 def output_label(name, shape, extra=()) -> Label:

@@ -8,6 +8,18 @@ an order where every node comes after its inputs, and the tree of `Cluster`s
 walk order, never from `id()`, so the same model traces the same way in every
 process.
 
+The walk follows every op the forward ran with grad enabled, also those
+that take no part in backward because none of their inputs requires grad
+(a layer norm of an input that does not require grad: the engine keeps such
+an op on its output as `_origin`). A leaf an op made under no_grad is drawn
+as what it is: made by that op, not recorded, its inputs unknown.
+
+Leaves say what they are: a parameter (by its path), an input, a constant
+(a module's buffer), a mask (a dropout mask, an attention mask, "causal"
+or "padding" when its values are exactly that pattern), an index. Names come from the
+tensors themselves, that is from `tinygrad_enc.names` where the library
+declares them, or from the learner.
+
 Clusters are module *calls*: each `nn.Module.__call__` opened a Scope, so a
 module called twice gives two clusters. Two kinds of cluster do not run
 themselves but help the reader: a ModuleList such as `layers` (never called,
@@ -21,8 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-HEAD_PARENTS = ("Q", "K", "V")  # names the library gives the projections that are split into heads
-ARRAY_INPUTS = {"getitem": ("index", "ids"), "masked_fill": ("mask", "mask"), "where": ("condition", "condition")}
+from tinygrad_enc import names
 
 
 @dataclass
@@ -41,7 +52,7 @@ class Cluster:
 class Node:
     """One tensor (or an array an op read, such as token ids or a mask)."""
     index: int
-    role: str                      # "op", "parameter", "input", "constant"
+    role: str                      # "op", "parameter", "input", "constant", "mask", "index", "unrecorded"
     shape: tuple
     op: str = ""                   # op name for role "op"
     name: str | None = None        # the library's label ("Q", "scores", "residual") or a parameter's path
@@ -50,6 +61,8 @@ class Node:
     cluster: int | None = None     # for ops: the cluster the op was made in
     skip: int | None = None        # for a residual add: the parent that is the skip input
     tensor: object = None          # the Tensor (None for array inputs), for backward=True
+    note: str = ""                 # what else a leaf is: "requires grad", "causal", "made by softmax under no_grad"
+    in_backward: bool = True       # an op whose output takes part in backward (some input requires grad)
 
 
 @dataclass
@@ -118,12 +131,21 @@ class _Tracer:
 
     # ----- nodes -----------------------------------------------------------------
     def leaf(self, t, consumer):
-        """A node for a tensor no op recorded, or None for a scalar constant."""
+        """A node for a tensor no op made (or one made under no_grad), or None for a scalar constant."""
         if isinstance(t, self.parameter_type) or id(t) in self.param_paths:
             return self.add("parameter", t.shape, name=self._param_name(t, consumer), tensor=t)
+        made_by = getattr(t, "_origin", None)
+        if made_by == "detach":
+            return self.add("unrecorded", t.shape, name=t.name, tensor=t,
+                            note="detached: cut from the graph, what made it not drawn")
+        if isinstance(made_by, str):
+            return self.add("unrecorded", t.shape, name=t.name, tensor=t,
+                            note=f"made by {made_by} under no_grad: not recorded, its inputs not drawn")
+        if names.is_dropout_mask(t.name):
+            return self.add("mask", t.shape, name=t.name, tensor=t)
         if t.requires_grad:
-            return self.add("input", t.shape, name=t.name, tensor=t)
-        if t.data.ndim == 0:
+            return self.add("input", t.shape, name=t.name, tensor=t, note="requires grad")
+        if t.data.ndim == 0 and t.name is None:
             return None
         buffer = next((name for name, array in self.buffers if np.shares_memory(t.data, array)), None)
         if buffer is not None:
@@ -134,20 +156,55 @@ class _Tracer:
         """Its path in the model; without a model, the path of the module that used it and a number."""
         if id(t) in self.param_paths:
             return self.param_paths[id(t)]
-        key = self.cluster(consumer._ctx.scope) if consumer._ctx.scope is not None else None
+        scope = made_by(consumer).scope
+        key = self.cluster(scope) if scope is not None else None
         count = self.unnamed[key] = self.unnamed.get(key, 0) + 1
         where = (self.clusters[key].path or self.clusters[key].kind) if key is not None else "parameter"
         return f"{where} #{count}"
 
-    def array_input(self, t, seen_arrays):
-        """A node for the array an op read beside its tensors (token ids, a mask), if any."""
-        attr, label = ARRAY_INPUTS.get(t._ctx.op_name, (None, None))
-        array = getattr(t._ctx, attr, None) if attr else None
-        if not isinstance(array, np.ndarray) or array.ndim == 0 or (label == "ids" and array.dtype == np.bool_):
-            return None
-        if id(array) not in seen_arrays:
-            seen_arrays[id(array)] = (self.add("input", array.shape, name=label), array)
-        return seen_arrays[id(array)][0]
+    def array_inputs(self, op, seen_arrays):
+        """Nodes for the arrays an op read beside its tensors (an index, a mask), as the op declares them."""
+        found = []
+        for attr in op.array_inputs:
+            array = getattr(op, attr, None)
+            if not isinstance(array, np.ndarray) or array.ndim == 0:
+                continue
+            if id(array) not in seen_arrays:
+                role = "mask" if array.dtype == np.bool_ else "index"
+                note = mask_kind(array) if role == "mask" else ""
+                seen_arrays[id(array)] = (self.add(role, array.shape, name=attr, note=note), array)
+            found.append(seen_arrays[id(array)][0])
+        return found
+
+
+def is_data(node) -> bool:
+    """Does this leaf come from outside the model: an input, token ids, a mask the caller
+    passed (not a dropout mask, which the model makes)? Such leaves are never folded into a box."""
+    return node.role in ("input", "index") or (node.role == "mask" and node.tensor is None)
+
+
+def made_by(t):
+    """The op that made tensor `t`: recorded for backward (`_ctx`), or kept for drawing only
+    (`_origin`, when no input required grad); None for a leaf or an op run under no_grad."""
+    if t._ctx is not None:
+        return t._ctx
+    origin = getattr(t, "_origin", None)
+    return None if origin is None or isinstance(origin, str) else origin
+
+
+def mask_kind(mask) -> str:
+    """What a boolean (..., T_q, T_k) mask is, read from its values: "causal" (True exactly
+    above the diagonal), "padding" (whole key columns True), "causal + padding", or ""."""
+    if mask.ndim < 2:
+        return ""
+    columns = np.broadcast_to(mask.all(axis=-2, keepdims=True), mask.shape)  # keys no query may see
+    if mask.shape[-1] == mask.shape[-2]:
+        causal = np.triu(np.ones(mask.shape[-2:], dtype=bool), k=1)
+        if (mask == causal).all():
+            return "causal"
+        if columns.any() and (mask == (causal | columns)).all():
+            return "causal + padding"
+    return "padding" if mask.any() and (mask == columns).all() else ""
 
 
 def trace(output, model=None) -> Trace:
@@ -156,28 +213,29 @@ def trace(output, model=None) -> Trace:
 
     tracer = _Tracer(model)
     first_consumer = {}
-    order = topological_order(output, include_constants=True)  # every node after its inputs
+    order = topological_order(output, include_constants=True)  # every op that ran, each after its inputs
     for t in order:  # who reads each leaf first: names unnamed parameters after that module
-        if t._ctx is not None:
-            for p in t._ctx.parents:
+        op = made_by(t)
+        if op is not None:
+            for p in op.parents:
                 first_consumer.setdefault(id(p), t)
     seen_arrays = {}  # keeps the arrays alive so their ids stay unique while tracing
     for t in order:
-        if t._ctx is None:
+        op = made_by(t)
+        if op is None:
             node = tracer.leaf(t, first_consumer.get(id(t), t))
             if node is not None:
                 tracer.index[id(t)] = node.index
             continue
-        extra = tracer.array_input(t, seen_arrays)
-        node = tracer.add("op", t.shape, op=t._ctx.op_name, name=t.name, tensor=t,
-                          cluster=tracer.cluster(t._ctx.scope) if t._ctx.scope is not None else None)
-        for position, p in enumerate(t._ctx.parents):
+        extra = tracer.array_inputs(op, seen_arrays)
+        node = tracer.add("op", t.shape, op=op.op_name, name=t.name, tensor=t, in_backward=op is t._ctx,
+                          cluster=tracer.cluster(op.scope) if op.scope is not None else None)
+        for position, p in enumerate(op.parents):
             if id(p) in tracer.index:
                 node.parents.append(tracer.index[id(p)])
             else:
                 node.scalars.append((position, float(p.data)))
-        if extra is not None:
-            node.parents.append(extra.index)
+        node.parents.extend(e.index for e in extra)
         tracer.index[id(t)] = node.index
     nodes = tracer.nodes
     _mark_skips(nodes)
@@ -198,10 +256,10 @@ def _ancestors(nodes, start):
 
 
 def _mark_skips(nodes):
-    """For each add the library named "residual" (x + sublayer(x)), the skip input
+    """For each add the library named a residual (x + sublayer(x)), the skip input
     is the parent the other parent was computed from."""
     for node in nodes:
-        if node.op == "add" and node.name == "residual" and len(node.parents) == 2:
+        if node.op == "add" and node.name == names.RESIDUAL and len(node.parents) == 2:
             a, b = node.parents
             node.skip = a if a in _ancestors(nodes, b) else b if b in _ancestors(nodes, a) else a
 
@@ -210,7 +268,7 @@ def _add_heads(tracer):
     """Inside each MultiHeadAttention call, gather the per-head ops (from the
     split heads to Z: K^T, scores, softmax, weighted sum) into a "heads" cluster."""
     nodes, clusters = tracer.nodes, tracer.clusters
-    for z in [n for n in nodes if n.name == "Z" and n.cluster is not None
+    for z in [n for n in nodes if n.name == names.Z and n.cluster is not None
               and clusters[n.cluster].kind == "MultiHeadAttention"]:
         scope = z.cluster
         members, stack = [], [z.index]
@@ -232,7 +290,7 @@ def is_split(nodes, node):
     """Is this op part of splitting Q, K or V into heads (the reshape, or the
     permute right after it)?"""
     def reshapes_projection(n):
-        return n.op == "reshape" and any(nodes[p].name in HEAD_PARENTS for p in n.parents)
+        return n.op == "reshape" and any(nodes[p].name in names.SPLIT_INTO_HEADS for p in n.parents)
 
     if node.op == "permute" and node.parents:
         return reshapes_projection(nodes[node.parents[0]])

@@ -12,11 +12,12 @@ mixed by W^O (`out_proj`).
 """
 import numpy as np
 
-from .. import functional as F
-from ..checks import check_mask, shape_str
+from .. import names
+from ..checks import check_mask, integer, shape_str
+from ..functional import _attention
 from ..tensor import Tensor, array_of
-from .layers import Linear
-from .module import Module
+from .layers import Linear, probability
+from .module import Module, check_input
 
 
 class MultiHeadAttention(Module):
@@ -47,9 +48,12 @@ class MultiHeadAttention(Module):
 
     def __init__(self, d_model, n_heads, dropout=0.0, bias=True):
         super().__init__()
+        d_model = integer("MultiHeadAttention", "d_model", d_model, minimum=1)
+        n_heads = integer("MultiHeadAttention", "n_heads", n_heads, minimum=1)
         if d_model % n_heads:
             raise ValueError(f"MultiHeadAttention: d_model {d_model} is not divisible by "
                              f"n_heads {n_heads}")
+        dropout = probability("MultiHeadAttention", "dropout", dropout)
         self.d_model, self.n_heads, self.d_k, self.dropout = d_model, n_heads, d_model // n_heads, dropout
         self.q_proj = Linear(d_model, d_model, bias)    # W^Q
         self.k_proj = Linear(d_model, d_model, bias)    # W^K
@@ -65,7 +69,7 @@ class MultiHeadAttention(Module):
         B, T_q, T_k, H = query.shape[0], query.shape[1], key.shape[1], self.n_heads
 
         q = self.q_proj(query)
-        q.name = "Q"
+        q.name = names.Q
         # split d_model into H heads of d_k: (B, T, d_model) -> (B, H, T, d_k)
         q = q.reshape(B, T_q, H, self.d_k).transpose(1, 2)
         if self.cache is not None and self.cache.static and self.cache.k is not None:
@@ -73,7 +77,7 @@ class MultiHeadAttention(Module):
         else:
             k = self.k_proj(key)
             v = self.v_proj(value)
-            k.name, v.name = "K", "V"
+            k.name, v.name = names.K, names.V
             k = k.reshape(B, T_k, H, self.d_k).transpose(1, 2)
             v = v.reshape(B, T_k, H, self.d_k).transpose(1, 2)
             if self.cache is not None:
@@ -82,16 +86,19 @@ class MultiHeadAttention(Module):
 
         blocked = self._combine_masks(mask, key_padding_mask, (B, H, T_q, T_k))
         dropout_p = self.dropout if self.training else 0.0
-        z, weights = F.scaled_dot_product_attention(q, k, v, blocked, dropout_p)  # z: (B, H, T_q, d_k)
+        # the shapes and masks are checked already: attend without checking again
+        z, weights = _attention(q, k, v, blocked, dropout_p)  # z: (B, H, T_q, d_k)
         self.attn_weights = weights.data.view()
         self.attn_weights.flags.writeable = False
 
         # concatenate the heads: (B, H, T_q, d_k) -> (B, T_q, H * d_k = d_model)
         concat = z.transpose(1, 2).reshape(B, T_q, self.d_model)
-        concat.name = "concat"
+        concat.name = names.CONCAT
         return self.out_proj(concat)
 
     def _check_inputs(self, query, key, value):
+        for name, t in (("query", query), ("key", key), ("value", value)):
+            check_input("MultiHeadAttention", t, name)
         shapes = f"query {shape_str(query.shape)}, key {shape_str(key.shape)}, " \
                  f"value {shape_str(value.shape)}"
         for t in (query, key, value):

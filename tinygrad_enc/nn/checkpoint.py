@@ -19,6 +19,7 @@ Typical use::
     nn.save(model, "model.npz")
     model.load_state_dict(nn.load("model.npz"))
 """
+import errno
 import os
 import secrets
 import zipfile
@@ -52,20 +53,34 @@ def save(module_or_state_dict, path):
     appended. Its directory must exist (``FileNotFoundError`` otherwise); it is not
     created, so a typo in the path does not silently scatter checkpoints.
 
-    Raises ``TypeError`` for a key that is not a string or a value that numpy can
-    only store as an object array (it would need pickle to be read back).
+    Raises ``TypeError`` for a key that is not a string or a value that is not
+    an array of numbers (bool, integer, float or complex): a string, None, or
+    anything numpy could only store as an object array (it would need pickle to
+    be read back). A save that fails for any reason, Ctrl-C included, removes
+    its temporary file and raises an error naming ``path``. (Only a process
+    killed outright can leave one behind: ``.<name>.<random>.tmp``, beside
+    ``path``, safe to delete.)
     """
     arrays = _state_arrays(module_or_state_dict)
-    path = os.fspath(path)
-    temp_path, fd = _create_temp_beside(path)
+    path = os.fspath(_check_path("save", path))
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, f"save: the directory {directory!r} does not "
+                                "exist (it is not created)", path)
+    temp_path = None
     try:
+        temp_path, fd = _create_temp_beside(path)
         with os.fdopen(fd, "wb") as file:
             _write_npz(file, arrays)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temp_path, path)
-    except BaseException:
-        os.unlink(temp_path)
+    except BaseException as e:
+        if temp_path is not None and os.path.exists(temp_path):
+            os.unlink(temp_path)
+        if isinstance(e, OSError):  # name the user's file, not the temporary one
+            reason = e.strerror or type(e).__name__
+            raise type(e)(e.errno, f"save: cannot write the checkpoint ({reason})", path) from None
         raise
 
 
@@ -81,6 +96,7 @@ def load(path):
     object array): pickled data is refused, never executed. A missing file raises
     the usual ``FileNotFoundError``.
     """
+    _check_path("load", path)
     with open(path, "rb") as file:
         _check_signature(file, path)
         try:
@@ -107,12 +123,25 @@ def _state_arrays(module_or_state_dict):
             raise TypeError(f"save: keys must be strings, got {key!r}")
         # An ndarray's own .data is a raw memory buffer, so only unwrap Tensors.
         data = value if isinstance(value, np.ndarray) else getattr(value, "data", value)
-        array = np.asarray(data)
+        try:
+            array = np.asarray(data)
+        except ValueError:  # numpy 2 refuses ragged lists
+            raise TypeError(f"save: {key!r} is a ragged {type(data).__name__}, not an "
+                            "array") from None
         if array.dtype.hasobject:
             raise TypeError(f"save: {key!r} would be stored as an object array, "
                             f"which only pickle can read back; save numeric arrays")
+        if array.dtype.kind not in "biufc":
+            raise TypeError(f"save: {key!r} is not an array of numbers (dtype {array.dtype}); "
+                            "save numeric arrays")
         arrays[key] = array
     return arrays
+
+
+def _check_path(op, path):
+    if not isinstance(path, (str, bytes, os.PathLike)):
+        raise TypeError(f"{op}: path must be a str or a path, got {type(path).__name__}")
+    return path
 
 
 def _create_temp_beside(path):

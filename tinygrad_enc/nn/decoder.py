@@ -10,6 +10,7 @@ with layer norm, as in "The Illustrated Transformer":
    position can look at every source token;
 3. the feed-forward network, as in the encoder.
 """
+from ..checks import integer
 from .attention import MultiHeadAttention
 from .layers import Dropout, LayerNorm
 from .module import Module, ModuleList
@@ -87,6 +88,7 @@ class TransformerDecoder(Module):
     def __init__(self, num_layers, d_model, n_heads, d_ff, dropout=0.1, activation="relu",
                  norm_first=False, final_norm=False, layer_norm_eps=1e-5):
         super().__init__()
+        num_layers = integer("TransformerDecoder", "num_layers", num_layers, minimum=1)
         self.layers = ModuleList(
             TransformerDecoderLayer(d_model, n_heads, d_ff, dropout, activation, norm_first,
                                     layer_norm_eps)

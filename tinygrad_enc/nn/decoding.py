@@ -25,7 +25,8 @@ import numbers
 import numpy as np
 
 from .. import random as _random
-from ..tensor import Tensor, check_mask, shape_str
+from ..checks import check_mask, shape_str
+from ..tensor import array_of
 from .attention import KVCache
 
 
@@ -230,7 +231,7 @@ def _best_k(K, scores, tokens, lengths):
 
 def check_ids(op, ids, name, vocab):
     """Token ids as an int64 (B, T) array, or a clear error."""
-    array = np.asarray(ids.data if isinstance(ids, Tensor) else ids)
+    array = array_of(ids)
     if array.dtype == np.bool_ or not np.issubdtype(array.dtype, np.integer):
         raise TypeError(f"{op}: {name} must hold integer token ids, got dtype {array.dtype}")
     if array.ndim != 2:
@@ -246,7 +247,7 @@ def check_padding_mask(op, mask, name, ids):
     """A (B, T) boolean padding mask matching `ids`, or None."""
     if mask is None:
         return None
-    array = check_mask(op, mask, None, name=name)
+    array = check_mask(op, array_of(mask), None, name=name)
     if array.shape != ids.shape:
         raise ValueError(f"{op}: {name} must have the ids' shape {shape_str(ids.shape)}, got "
                          f"{shape_str(array.shape)}")

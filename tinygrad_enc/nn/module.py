@@ -10,10 +10,12 @@ into boxes per module, and how detect_anomaly and the profiler name modules.
 """
 import weakref
 from collections import namedtuple
+from collections.abc import Mapping
 
 import numpy as np
 
-from ..tensor import Tensor, current_scope, set_scope, shape_str
+from ..checks import integer
+from ..tensor import Tensor, array_of, current_scope, set_scope, shape_str
 
 
 class Parameter(Tensor):
@@ -38,6 +40,29 @@ class StateDictError(ValueError, RuntimeError):
 
 
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
+
+
+def check_input(op, x, name="input"):
+    """A layer's input is a Tensor, as in PyTorch: a list or an ndarray given
+    by mistake would otherwise fail deep inside, or come back as an ndarray."""
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__} "
+                        f"(wrap it: Tensor(x))")
+    return x
+
+
+def _number_array(value, what):
+    """`value` (a Tensor, an ndarray, a nested list, any array-like) as an
+    ndarray of numbers (bool, integer or float), or a TypeError saying that
+    `what` must be one (a string, None, a ragged list, a complex array)."""
+    try:
+        array = array_of(value)
+    except (ValueError, TypeError):  # numpy 2 refuses ragged lists
+        array = None
+    if array is None or array.dtype.kind not in "biuf":
+        got = f"dtype {array.dtype}" if array is not None else type(value).__name__
+        raise TypeError(f"{what} must be an array of numbers, got {got}")
+    return array
 
 
 class Scope:
@@ -86,8 +111,13 @@ class Module:
     def __setattr__(self, name, value):
         # `self.pe = table` on a registered buffer replaces the buffer itself,
         # which is what to() casts and state_dict() saves.
-        if name in self.__dict__.get("_buffers", ()):
-            self._buffers[name] = value
+        buffers = self.__dict__.get("_buffers")
+        if buffers is None and isinstance(value, (Module, Parameter)):
+            raise AttributeError(f"{type(self).__name__}: cannot assign {name} before "
+                                 "Module.__init__(): call super().__init__() first in __init__")
+        if buffers is not None and name in buffers:
+            self._buffers[name] = _number_array(value, f"{type(self).__name__}: buffer {name!r}")
+            value = self._buffers[name]
         object.__setattr__(self, name, value)
 
     def forward(self, *args, **kwargs):
@@ -146,10 +176,10 @@ class Module:
         """A constant array kept with the module (moved by `to`), in the state
         dict unless persistent=False. Assigning to `self.<name>` later
         replaces it."""
-        self._buffers[name] = array
+        self._buffers[name] = _number_array(array, f"{type(self).__name__}: buffer {name!r}")
         if not persistent:
             self._non_persistent.add(name)
-        setattr(self, name, array)
+        setattr(self, name, self._buffers[name])
 
     def named_buffers(self):
         for path, module in self.named_modules():
@@ -158,8 +188,10 @@ class Module:
 
     # ----- modes and gradients ---------------------------------------------
     def train(self, mode=True):
+        if not isinstance(mode, (bool, np.bool_)):  # train("eval") would mean training
+            raise TypeError(f"train: mode must be True or False, got {mode!r}")
         for module in self.modules():
-            module.training = mode
+            module.training = bool(mode)
         return self
 
     def eval(self):
@@ -174,25 +206,28 @@ class Module:
         `dtype` in place (gradients are dropped); integer and boolean buffers
         keep their type, as in PyTorch. Returns self.
 
-        A non-floating dtype raises TypeError: parameters require grad, and
-        only floating tensors can."""
-        dtype = np.dtype(dtype)
+        Each module casts its own children first, by calling their `to`, so a
+        module whose buffer comes from a formula overrides `to` to compute it
+        again (SinusoidalPositionalEncoding does). A non-floating dtype raises
+        TypeError: parameters require grad, and only floating tensors can."""
+        try:
+            dtype = np.dtype(dtype)
+        except TypeError:
+            raise TypeError(f"to: {dtype!r} is not a dtype") from None
         if not np.issubdtype(dtype, np.floating):
             raise TypeError(f"to: parameters require grad, so the dtype must be floating, "
                             f"got {dtype}")
-        for p in self.parameters():
-            p.data = p.data.astype(dtype)
-            p.grad = None
-            p._version += 1  # a graph made before holds the old arrays
-        for _, module, name in self.named_buffers():
-            if np.issubdtype(module._buffers[name].dtype, np.floating):
-                setattr(module, name, module._cast_buffer(name, dtype))
+        for child in self.children():
+            child.to(dtype)
+        for value in vars(self).values():
+            if isinstance(value, Parameter):
+                value.data = value.data.astype(dtype)
+                value.grad = None
+                value._version += 1  # a graph made before holds the old arrays
+        for name, array in list(self._buffers.items()):
+            if np.issubdtype(array.dtype, np.floating):
+                setattr(self, name, array.astype(dtype))
         return self
-
-    def _cast_buffer(self, name, dtype):
-        """Buffer `name` in `dtype`, for to(). A module whose buffer is made
-        by a formula overrides this to recompute it rather than round it."""
-        return self._buffers[name].astype(dtype)
 
     # ----- state dicts -------------------------------------------------------
     def state_dict(self):
@@ -206,36 +241,43 @@ class Module:
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays into the parameters in place (cast to their dtype).
 
-        Every mis-shaped key, and with strict=True every missing or unexpected
-        key, is named in one StateDictError. Returns (missing_keys,
-        unexpected_keys), as PyTorch does."""
-        own = dict(self.named_parameters())
-        buffers = {name: (module, key) for name, module, key in self.named_buffers()
-                   if key not in module._non_persistent}
-        expected = set(own) | set(buffers)
-        missing = sorted(expected - set(state_dict))
-        unexpected = sorted(set(state_dict) - expected)
-        misshaped = []
-        for name in sorted(expected & set(state_dict)):
-            have = own[name].shape if name in own else buffers[name][0]._buffers[buffers[name][1]].shape
-            got = np.shape(state_dict[name])
-            if tuple(got) != tuple(have):
-                misshaped.append(f"{name}: checkpoint {shape_str(got)}, model {shape_str(have)}")
-        problems = [f"mis-shaped: {m}" for m in misshaped]
+        All or nothing: every value is checked and converted before the first
+        one is written, so an error leaves the module as it was. Values are
+        ndarrays, Tensors or nested lists of numbers (bool, integer or float:
+        NaN is a value like any other); a string, an object or a complex array
+        raises TypeError naming its key. Every mis-shaped key, and with
+        strict=True every missing or unexpected key, is named in one
+        StateDictError. Returns (missing_keys, unexpected_keys), as PyTorch does."""
+        if not isinstance(state_dict, Mapping):
+            hint = "; pass its state_dict()" if isinstance(state_dict, Module) else ""
+            raise TypeError(f"load_state_dict: expected a dict name -> array, got "
+                            f"{type(state_dict).__name__}{hint}")
+        targets = {name: (p, p.data) for name, p in self.named_parameters()}
+        targets.update({name: (module, module._buffers[key])
+                        for name, module, key in self.named_buffers()
+                        if key not in module._non_persistent})
+        missing = sorted(set(targets) - set(state_dict), key=str)
+        unexpected = sorted(set(state_dict) - set(targets), key=str)
+        arrays, problems = {}, []
+        for name in sorted(set(targets) & set(state_dict)):
+            have = targets[name][1]
+            value = _number_array(state_dict[name], f"load_state_dict: {name!r}")
+            if value.shape != have.shape:
+                problems.append(f"mis-shaped: {name}: checkpoint {shape_str(value.shape)}, "
+                                f"model {shape_str(have.shape)}")
+            arrays[name] = value.astype(have.dtype)
         if strict:
             problems += [f"missing: {k}" for k in missing] + [f"unexpected: {k}" for k in unexpected]
         if problems:
             raise StateDictError(f"load_state_dict into {type(self).__name__}: "
                                  + "; ".join(problems))
-        for name in expected & set(state_dict):
-            value = state_dict[name]
-            value = np.asarray(value.data if isinstance(value, Tensor) else value)
-            if name in own:
-                own[name].data[...] = value
-                own[name]._version += 1  # a graph made before used the old values
+        for name, value in arrays.items():  # every value is good: now write them
+            owner, have = targets[name]
+            if isinstance(owner, Parameter):
+                have[...] = value
+                owner._version += 1  # a graph made before used the old values
             else:
-                module, key = buffers[name]
-                module.register_buffer(key, value.astype(module._buffers[key].dtype))
+                owner.register_buffer(name.rpartition(".")[2], value)
         return IncompatibleKeys(missing, unexpected)
 
     # ----- printing ----------------------------------------------------------
@@ -255,8 +297,7 @@ class ModuleList(Module):
     def __init__(self, modules=()):
         super().__init__()
         self._length = 0
-        for module in modules:
-            self.append(module)
+        self.extend(modules)
 
     def append(self, module):
         if not isinstance(module, Module):
@@ -266,6 +307,9 @@ class ModuleList(Module):
         return self
 
     def extend(self, modules):
+        if isinstance(modules, Module):
+            raise TypeError(f"ModuleList: takes an iterable of Modules, got one "
+                            f"{type(modules).__name__} (put it in a list)")
         for module in modules:
             self.append(module)
         return self
@@ -279,6 +323,7 @@ class ModuleList(Module):
     def __getitem__(self, index):
         if isinstance(index, slice):
             return ModuleList(list(self)[index])
+        index = integer("ModuleList", "index", index)
         if not -self._length <= index < self._length:
             raise IndexError(f"ModuleList: index {index} out of range for {self._length} modules")
         return getattr(self, str(index % self._length))

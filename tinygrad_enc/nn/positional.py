@@ -6,16 +6,27 @@ vector that depends on the position breaks that symmetry.
 """
 import numpy as np
 
+from ..checks import integer
 from ..tensor import shape_str
 from .layers import standard_normal
-from .module import Module, Parameter
+from .module import Module, Parameter, check_input
 
 
-def _check_length(name, x, max_len, offset=0):
+def _sizes(name, d_model, max_len):
+    return (integer(name, "d_model", d_model, minimum=1),
+            integer(name, "max_len", max_len, minimum=1))
+
+
+def _check_input(name, x, max_len, d_model, offset):
+    check_input(name, x)
+    offset = integer(name, "offset", offset, minimum=0)
     if x.ndim < 2 or offset + x.shape[-2] > max_len:
         at = f"offset + T = {offset} + T" if offset else "T"
         raise ValueError(f"{name}: input {shape_str(x.shape)} must be (..., T, d_model) with "
                          f"{at} <= max_len = {max_len}")
+    if x.shape[-1] != d_model:
+        raise ValueError(f"{name}: input {shape_str(x.shape)} must end in d_model = {d_model}")
+    return offset
 
 
 def sinusoidal_table(max_len, d_model):
@@ -35,6 +46,9 @@ class SinusoidalPositionalEncoding(Module):
         pe[pos, 2i]   = sin(pos / 10000^(2i / d_model))
         pe[pos, 2i+1] = cos(pos / 10000^(2i / d_model))
 
+    (An odd d_model has one sine more than cosines: the last dimension is a
+    sine, as the formula says.)
+
     Each pair of dimensions is a clock turning at its own speed, so every
     position gets a distinct pattern and pe[pos + k] is a fixed rotation of
     pe[pos]. For d_model = 4, position 1 is [0.8415, 0.5403, 0.0100, 1.0000].
@@ -50,22 +64,20 @@ class SinusoidalPositionalEncoding(Module):
 
     def __init__(self, d_model, max_len=5000):
         super().__init__()
-        self.d_model, self.max_len = d_model, max_len
-        self.register_buffer("pe", sinusoidal_table(max_len, d_model).astype(np.float32),
+        self.d_model, self.max_len = _sizes("SinusoidalPositionalEncoding", d_model, max_len)
+        self.register_buffer("pe", sinusoidal_table(self.max_len, self.d_model).astype(np.float32),
                              persistent=False)
 
-    def _cast_buffer(self, name, dtype):
-        if name == "pe":
-            exact = sinusoidal_table(self.max_len, self.d_model)
-            if np.array_equal(self.pe, exact.astype(self.pe.dtype)):  # still the formula's
-                return exact.astype(dtype)
-        return super()._cast_buffer(name, dtype)
+    def to(self, dtype):
+        exact = sinusoidal_table(self.max_len, self.d_model)
+        from_formula = np.array_equal(self.pe, exact.astype(self.pe.dtype))
+        super().to(dtype)
+        if from_formula:  # computed again, rounded once
+            self.pe = exact.astype(self.pe.dtype)
+        return self
 
     def forward(self, x, offset=0):
-        _check_length("SinusoidalPositionalEncoding", x, self.max_len, offset)
-        if x.shape[-1] != self.d_model:
-            raise ValueError(f"SinusoidalPositionalEncoding: input {shape_str(x.shape)} must end "
-                             f"in d_model = {self.d_model}")
+        offset = _check_input("SinusoidalPositionalEncoding", x, self.max_len, self.d_model, offset)
         return x + self.pe[offset: offset + x.shape[-2]]
 
     def extra_repr(self):
@@ -79,11 +91,11 @@ class LearnedPositionalEmbedding(Module):
 
     def __init__(self, max_len, d_model):
         super().__init__()
-        self.max_len, self.d_model = max_len, d_model
-        self.weight = Parameter(standard_normal((max_len, d_model)))
+        self.d_model, self.max_len = _sizes("LearnedPositionalEmbedding", d_model, max_len)
+        self.weight = Parameter(standard_normal((self.max_len, self.d_model)))
 
     def forward(self, x, offset=0):
-        _check_length("LearnedPositionalEmbedding", x, self.max_len, offset)
+        offset = _check_input("LearnedPositionalEmbedding", x, self.max_len, self.d_model, offset)
         return x + self.weight[offset: offset + x.shape[-2]]
 
     def extra_repr(self):

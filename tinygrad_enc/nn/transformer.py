@@ -1,5 +1,7 @@
 """The encoder: layers of self-attention and a feed-forward network, each
 wrapped in a residual connection and layer norm, stacked N times."""
+from .. import names
+from ..checks import integer
 from .attention import MultiHeadAttention
 from .layers import Dropout, LayerNorm, Linear
 from .module import Module, ModuleList
@@ -76,18 +78,20 @@ class TransformerEncoderLayer(Module):
 def _residual(x, sublayer_out):
     """x + sublayer(x), tagged so the graph drawing shows the skip edge."""
     out = x + sublayer_out
-    out.name = "residual"
+    out.name = names.RESIDUAL
     return out
 
 
 class TransformerEncoder(Module):
     """A stack of `num_layers` encoder layers of the same structure, each with
     its own weights (initialised independently), then an optional final
-    LayerNorm (`final_norm`, usual with pre-LN). Input (B, T, d_model)."""
+    LayerNorm (`final_norm`, usual with pre-LN). Input (B, T, d_model).
+    num_layers is at least 1 (PyTorch's encoder also fails with none)."""
 
     def __init__(self, num_layers, d_model, n_heads, d_ff, dropout=0.1, activation="relu",
                  norm_first=False, final_norm=False, layer_norm_eps=1e-5):
         super().__init__()
+        num_layers = integer("TransformerEncoder", "num_layers", num_layers, minimum=1)
         self.layers = ModuleList(
             TransformerEncoderLayer(d_model, n_heads, d_ff, dropout, activation, norm_first,
                                     layer_norm_eps)

@@ -6,6 +6,7 @@ all-MiniLM-L6-v2, built from our nn modules, with a WordPiece tokenizer.
     batch = tokenizer(["The animal didn't cross the street because it was too tired"])
     hidden = model(batch["input_ids"], token_type_ids=batch["token_type_ids"],
                    key_padding_mask=batch["key_padding_mask"])       # (B, T, 384)
+    hidden = model(**batch)                                          # the same call
     model.encoder.layers[0].self_attn.attn_weights                   # (B, 12, T, T)
     pretrained.sentence_embeddings(model, tokenizer, texts)          # (N, 384), length 1
 

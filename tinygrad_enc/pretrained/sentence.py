@@ -30,7 +30,7 @@ def sentence_embeddings(model, tokenizer, texts, batch_size=32, truncation=False
     batch = tokenizer(texts, truncation=truncation)  # checks texts; one call: one padding
     lengths = (~batch["key_padding_mask"]).sum(axis=1)
     order = np.argsort(-lengths, kind="stable")
-    out = [None] * len(order)
+    out = None  # (N, d_model), allocated when d_model and the dtype are known
     was_training = model.training
     model.eval()
     try:
@@ -42,8 +42,9 @@ def sentence_embeddings(model, tokenizer, texts, batch_size=32, truncation=False
                 hidden = model(inputs["input_ids"], token_type_ids=inputs["token_type_ids"],
                                key_padding_mask=inputs["key_padding_mask"])
                 pooled = F.normalize(mean_pool(hidden, inputs["key_padding_mask"]), dim=1)
-                for row, vector in zip(rows, pooled.data):
-                    out[row] = vector
+                if out is None:
+                    out = np.empty((len(order), pooled.shape[1]), dtype=pooled.dtype)
+                out[rows] = pooled.data                                # back in text order
     finally:
         model.train(was_training)
-    return np.stack(out)
+    return out

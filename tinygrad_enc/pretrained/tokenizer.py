@@ -25,6 +25,11 @@ tokens in the text ("[MASK]") are kept whole, as the `tokenizers` package does.
 The vocabulary is tiny next to the words of English (30,522 entries here) and
 yet no word is out of vocabulary unless a character is: rare words become
 several common pieces.
+
+Character classes (control, punctuation, accent, lower case) come from
+Python's `unicodedata`. About 560 of Unicode's 1.1 million code points, all of
+them recent additions, are classified differently by the `tokenizers`
+package, whose tables follow other Unicode versions; everything else agrees.
 """
 import re
 import unicodedata
@@ -118,7 +123,8 @@ class WordPieceTokenizer:
         self.vocab = {token: i for i, token in enumerate(self.ids_to_tokens)}
         absent = [t for t in SPECIAL_TOKENS if t not in self.vocab]
         if absent:
-            raise ValueError(f"WordPieceTokenizer: the vocabulary lacks the special tokens {absent}")
+            raise ValueError(f"WordPieceTokenizer: the vocabulary lacks the special tokens "
+                             f"{absent}")
         self.lowercase = lowercase
         self.strip_accents = lowercase if strip_accents is None else strip_accents
         self.split_cjk = split_cjk
