@@ -237,7 +237,7 @@ def test_backward_edge_norms_equal_the_real_gradients():
     layer0 = next(n for n, (label, _) in nodes.items() if "<b>encoder.layers.0 · " in label)
     [attrs] = [a for src, dst, a in edges if dst == layer0]
     assert grad_norm(attrs) == pytest.approx(np.linalg.norm(model.embed.weight.grad), rel=1e-3)
-    target = next(n for n, (label, _) in nodes.items() if "<b>targets</b><br/>(5)" in label)
+    target = next(n for n, (label, _) in nodes.items() if "label=<target<br/>(5)>" in label)
     assert "no grad" in next(a for src, _, a in edges if src == target)
 
 

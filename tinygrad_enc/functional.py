@@ -110,10 +110,8 @@ def cross_entropy(logits, target, ignore_index=None, label_smoothing=0.0, reduct
     target, kept = _class_targets("cross_entropy", logits, target, ignore_index)
     if reduction == "mean":  # the training loss: one fused op (ops.CrossEntropy)
         classes = logits.shape[-1]
-        targets = Tensor._wrap(target.reshape(-1))
-        targets.name = names.TARGET
-        return apply(CrossEntropy, logits.reshape(-1, classes), targets, kept=kept.reshape(-1),
-                     smoothing=label_smoothing)
+        return apply(CrossEntropy, logits.reshape(-1, classes), target=target.reshape(-1),
+                     kept=kept.reshape(-1), smoothing=label_smoothing)
     return _reduce(_class_losses(logits, target, kept, label_smoothing), reduction,
                    int(kept.sum()))
 

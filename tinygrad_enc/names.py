@@ -16,7 +16,6 @@ Z = "Z"                              # weights·V, per head
 CONCAT = "concat"                    # the heads side by side again, (B, T, d_model), before W^O
 RESIDUAL = "residual"                # x + sublayer(x)
 DROPOUT_MASK = "dropout mask"        # the keep-mask / (1 - p) that dropout multiplies by
-TARGET = "targets"                   # cross_entropy's class indices (N,), as the loss reads them
 
 SPLIT_INTO_HEADS = (Q, K, V)         # the tensors MultiHeadAttention reshapes into (B, H, T, d_k)
 

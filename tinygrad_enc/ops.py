@@ -719,12 +719,14 @@ class CrossEntropy(Op):
     sum_c shifted_c - C log sum exp(shifted). One array of the logits' size
     is made, and becomes p for the backward.
 
-    logits (N, C); target (N,) class indices, an input of the op that gets
-    no gradient; kept (N,) boolean, False for ignored rows (their target is
+    logits (N, C), the one tensor input; target (N,) class indices, an
+    array the op reads (like GetItem's index: no dtype promotion, no
+    gradient); kept (N,) boolean, False for ignored rows (their target is
     not read)."""
     float_result = True
     promote_inputs = False  # the targets stay integers
     op_name = "cross_entropy"
+    array_inputs = ("target",)
 
     def forward(self, logits, target, kept, smoothing):
         rows, classes = logits.shape
@@ -754,4 +756,4 @@ class CrossEntropy(Op):
             grad[kept_rows] -= self.smoothing / self.p.shape[1] * scale
         if kept_rows.size < self.p.shape[0]:
             grad[~self.kept] = 0
-        return grad, None
+        return grad
