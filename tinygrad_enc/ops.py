@@ -34,11 +34,8 @@ class Op:
     boolean inputs become float32 first (PyTorch's default dtype; numpy
     would give float64). array_inputs: attributes holding arrays the op read
     besides its tensors (a mask, an index), which a drawing shows as inputs.
-    promote_inputs: several inputs are cast to their common dtype first
-    (PyTorch's rule); False for an op with an input of class indices.
     """
     float_result = False
-    promote_inputs = True
     array_inputs = ()
     out_version = 0  # the output's version when the op made it (in-place ops raise it)
 
@@ -724,7 +721,6 @@ class CrossEntropy(Op):
     gradient); kept (N,) boolean, False for ignored rows (their target is
     not read)."""
     float_result = True
-    promote_inputs = False  # the targets stay integers
     op_name = "cross_entropy"
     array_inputs = ("target",)
 

@@ -149,7 +149,7 @@ def apply(op, *inputs, **kwargs):
     arrays = [t.data for t in inputs]
     if op.float_result and not any(a.dtype.kind == "f" for a in arrays):
         arrays = [a.astype(np.float32) for a in arrays]  # PyTorch's default float dtype
-    elif len(arrays) > 1 and op.promote_inputs:
+    elif len(arrays) > 1:
         arrays = promote(arrays)  # PyTorch's dtype for several tensors (dtypes.py)
     ctx = op()
     try:
