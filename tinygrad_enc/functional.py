@@ -352,7 +352,8 @@ def _attention(q, k, v, mask, dropout_p):
     and v fit, mask is None or a boolean ndarray that broadcasts to the
     scores), so that MultiHeadAttention's masks are checked once, where the
     learner passed them."""
-    scores = q @ k.transpose(-2, -1) * (1.0 / math.sqrt(q.shape[-1]))  # (..., T_q, T_k)
+    # Q K^T / sqrt(d_k), scaling q: (T_q, d_k) numbers instead of the scores' (T_q, T_k)
+    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # (..., T_q, T_k)
     scores.name = names.SCORES
     if mask is not None:
         scores = apply(ops.MaskedFill, scores, mask=mask, value=-np.inf)

@@ -421,7 +421,8 @@ class Softmax(Op):
 
     def forward(self, x, axis):
         self.axis = axis
-        e = np.exp(_stable_shift(x, axis))
+        e = np.asarray(_stable_shift(x, axis))  # a new array (0-d for a 0-d x)
+        np.exp(e, out=e)  # in place: the shifted scores become exp of them
         total = e.sum(axis=axis, keepdims=True)
         e /= np.where(total == 0, 1, total)
         self.out = e
