@@ -73,7 +73,7 @@ _OPERATORS = {"__add__": "+", "__sub__": "-", "__mul__": "*", "__truediv__": "/"
 _STATIC = {n for n, v in vars(Tensor).items() if isinstance(v, staticmethod)}
 
 
-_PLUMBING = {"numpy", "item", "detach", "backward", "zero_grad", "dim", "numel"}
+_PLUMBING = {"numpy", "item", "detach", "backward", "zero_grad", "dim", "numel", "tolist"}
 
 
 def _alias(label, fn):

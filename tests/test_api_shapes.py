@@ -61,6 +61,15 @@ MOVES = {
                         lambda x: x.gather(-1, torch.tensor([[[3, 3]], [[0, 1]]])), (2, 3, 4)),
     "gather_empty": (lambda x: x.gather(1, np.zeros((2, 0), np.int64)),
                      lambda x: x.gather(1, torch.zeros((2, 0), dtype=torch.int64)), (2, 3)),
+    "index_int_slice_array": (lambda x: x[0, :, [0, 2]], lambda x: x[0, :, [0, 2]], (2, 3, 4)),
+    "index_array_slice_int": (lambda x: x[[1, 0, 1], :, 3], lambda x: x[[1, 0, 1], :, 3],
+                              (2, 3, 4)),
+    "index_int_array_adjacent": (lambda x: x[1, [0, 2]], lambda x: x[1, [0, 2]], (2, 3, 4)),
+    "index_ellipsis_int_mask": (lambda x: x[..., 1, np.array([True, False, True])],
+                                lambda x: x[..., 1, torch.tensor([True, False, True])],
+                                (2, 4, 3)),
+    "index_none_int_array": (lambda x: x[None, 1, :, [3, 0]], lambda x: x[None, 1, :, [3, 0]],
+                             (2, 3, 4)),
     "masked_select": (lambda x: x.masked_select(x.detach() > 0.2),
                       lambda x: x.masked_select(x.detach() > 0.2), (2, 3, 4)),
     "masked_select_broadcast": (lambda x: x.masked_select(np.array([True, False, True])),
@@ -92,9 +101,17 @@ def test_chunk_sizes_are_torch_chunk(length, chunks):
     assert ours == theirs
 
 
-def test_dim_and_numel_are_pytorch_s():
+def test_dim_numel_tolist_clone_are_pytorch_s():
     x, xt = Tensor(np.zeros((2, 3, 4))), torch.zeros((2, 3, 4))
     assert x.dim() == xt.dim() == 3 and x.numel() == xt.numel() == 24
+    assert Tensor([[1, 2]]).tolist() == [[1, 2]] and Tensor(1.5).tolist() == 1.5
+    w = Tensor([1.0, 2.0], requires_grad=True)
+    copy = w.clone()
+    assert copy.data is not w.data and not np.shares_memory(copy.data, w.data)
+    (copy * 3).sum().backward()
+    np.testing.assert_array_equal(w.grad, [3.0, 3.0])
+    ids = Tensor([1, 2])
+    assert ids.clone().dtype == np.int64 and not np.shares_memory(ids.clone().data, ids.data)
 
 
 def test_tril_triu_on_masks_and_integers():

@@ -70,10 +70,16 @@ def test_mask_and_key_padding_mask_combine(mha):
 
 
 def test_per_head_mask(mha):
-    mask = np.zeros((H, T, T), dtype=bool)
-    mask[1, :, 0] = True  # head 1 may not look at token 0
+    mask = np.zeros((1, H, T, T), dtype=bool)
+    mask[0, 1, :, 0] = True  # head 1 may not look at token 0
     _check_against_reference(mha, randn(B, T, D), mask=mask, blocked=mask)
     assert np.all(mha.attn_weights[:, 1, :, 0] == 0.0) and np.all(mha.attn_weights[:, 0] > 0)
+
+
+def test_a_3d_mask_is_refused_as_ambiguous(mha):
+    """(B, T, T) with B == H would silently apply per head; PyTorch reads 3-D as (B*H, T, T)."""
+    with pytest.raises(ValueError, match=r"MultiHeadAttention: a 3-D mask \(2, 5, 5\) is ambiguous"):
+        mha(Tensor(randn(H, T, D)), mask=np.zeros((H, T, T), dtype=bool))
 
 
 def test_fully_masked_rows_give_zeros_not_nan_forward_and_backward(mha):

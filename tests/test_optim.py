@@ -125,7 +125,8 @@ def test_state_follows_the_weights_after_model_to_float64(name):
 @pytest.mark.parametrize("make, message", [
     (lambda: optim.SGD([], lr=0.1), "SGD: got an empty parameter list"),
     (lambda: optim.Adam([nn.Parameter(np.zeros(2))], lr=-1), "learning rate must be >= 0, got -1"),
-    (lambda: optim.Adam([nn.Parameter(np.zeros(2))], betas=(0.9, 1.0)), r"betas\[1\] must be in \[0, 1\), got 1.0"),
+    (lambda: optim.Adam([nn.Parameter(np.zeros(2))], betas=(0.9, 1.0)),
+     r"betas\[1\] must be in \[0, 1\), got 1.0"),
     (lambda: optim.NoamSchedule(optim.SGD([nn.Parameter(np.zeros(2))], lr=1), 8, 0),
      "warmup must be >= 1, got 0"),
 ])

@@ -28,11 +28,11 @@ import numpy as np
 
 from . import ops
 from . import random as _random
-from .dtypes import as_dtype, promote
 from .checks import (DIM, broadcast_shape, check_mask, check_matmul, einsum_plan, integer,
                      integer_index, new_shape, normalize_axes, numbers_array, one_axis,
                      op_error, resolve_reshape, shape_arg, shape_str, shapes_str, tensor_list,
                      torch_names)
+from .dtypes import as_dtype, promote
 
 
 # ----- 1. grad mode and the running module, per thread -------------------------
@@ -1199,6 +1199,16 @@ class Tensor:
         if _float_dtype(dtype) and _float_dtype(self.dtype):
             return apply(ops.Cast, self, dtype=dtype)
         return Tensor._wrap(self.data.astype(dtype))
+
+    def clone(self):
+        """A copy with its own array, in the graph (the gradient flows back)."""
+        if _float_dtype(self.dtype):
+            return apply(ops.Cast, self, dtype=self.dtype)  # astype copies
+        return Tensor._wrap(self.data.copy())
+
+    def tolist(self):
+        """The values as (nested) Python lists, or a number for a 0-d tensor."""
+        return self.data.tolist()
 
     def type_as(self, other):
         """This tensor in other's dtype."""

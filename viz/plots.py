@@ -221,6 +221,9 @@ def positional_encoding(pe, path) -> str:
     pe = _array(pe)
     if pe.ndim != 2:
         raise ValueError(f"positional_encoding: pe must be 2-D (max_len, d_model); got shape {pe.shape}")
+    if not np.isfinite(pe).all():
+        raise ValueError(f"positional_encoding: {int((~np.isfinite(pe)).sum())} of the {pe.size} values "
+                         "are NaN or inf; the colour scale would be meaningless")
     limit = max(np.abs(pe).max(), 1e-12)
     fig = Figure(figsize=(8, 5), layout="constrained")
     ax = fig.subplots()

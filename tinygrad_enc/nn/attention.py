@@ -14,10 +14,10 @@ import numpy as np
 
 from .. import names
 from ..checks import check_mask, integer, shape_str
-from ..functional import _attention
+from ..functional import _attention, _tensor
 from ..tensor import Tensor, array_of
 from .layers import Linear, probability
-from .module import Module, check_input
+from .module import Module
 
 
 class MultiHeadAttention(Module):
@@ -27,8 +27,10 @@ class MultiHeadAttention(Module):
     query (B, T_q, d_model); key and value (B, T_k, d_model), default: the
     query (self-attention). `mask` is boolean, True = may not attend, and
     broadcasts to (B, H, T_q, T_k): (T_q, T_k) for one mask for all, e.g.
-    nn.causal_mask(T). (A 3-D mask reads as (H, T_q, T_k), not PyTorch's
-    (B*H, T_q, T_k).) `key_padding_mask` (B, T_k) is True at padding keys.
+    nn.causal_mask(T), or 4-D. A 3-D mask is refused: PyTorch reads it as
+    (B*H, T_q, T_k), broadcasting would read it as (H, T_q, T_k), and with
+    B == H a per-sequence (B, T_q, T_k) mask would silently apply per head;
+    write (B, 1, T_q, T_k) or (1, H, T_q, T_k). `key_padding_mask` (B, T_k) is True at padding keys.
     Returns (B, T_q, d_model); `attn_weights` (B, H, T_q, T_k) holds the last
     call's attention weights as a read-only ndarray, taken before attention
     dropout so each row sums to 1 (PyTorch returns them after dropout).
@@ -98,7 +100,7 @@ class MultiHeadAttention(Module):
 
     def _check_inputs(self, query, key, value):
         for name, t in (("query", query), ("key", key), ("value", value)):
-            check_input("MultiHeadAttention", t, name)
+            _tensor("MultiHeadAttention", t, name)
         shapes = f"query {shape_str(query.shape)}, key {shape_str(key.shape)}, " \
                  f"value {shape_str(value.shape)}"
         for t in (query, key, value):
@@ -116,6 +118,11 @@ class MultiHeadAttention(Module):
         if mask is not None:
             blocked = check_mask("MultiHeadAttention", array_of(mask), scores_shape,
                                  target="(B, H, T_q, T_k) =")
+            if blocked.ndim == 3:
+                raise ValueError(f"MultiHeadAttention: a 3-D mask {shape_str(blocked.shape)} is "
+                                 "ambiguous (PyTorch reads it as (B*H, T_q, T_k), broadcasting as "
+                                 "(H, T_q, T_k)): pass (T_q, T_k), (B, 1, T_q, T_k) or "
+                                 "(1, H, T_q, T_k)")
         if key_padding_mask is not None:
             B, _, _, T_k = scores_shape
             padding = check_mask("MultiHeadAttention", array_of(key_padding_mask), None,

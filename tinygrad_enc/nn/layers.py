@@ -17,8 +17,9 @@ import numpy as np
 from .. import functional as F
 from .. import random as _random
 from ..checks import integer, number
+from ..functional import _tensor
 from ..tensor import Tensor, shape_str
-from .module import Module, Parameter, check_input
+from .module import Module, Parameter
 
 
 def _uniform(shape, bound):
@@ -47,7 +48,7 @@ class Linear(Module):
         self.bias = Parameter(_uniform((out_features,), bound)) if bias else None
 
     def forward(self, x):
-        check_input(f"Linear({self.in_features}, {self.out_features})", x)
+        _tensor(f"Linear({self.in_features}, {self.out_features})", x, "input")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}): input of shape "
                              f"{shape_str(x.shape)} must end in {self.in_features} features")
@@ -118,7 +119,7 @@ class LayerNorm(Module):
         self.bias = Parameter(np.zeros(shape, dtype=np.float32))
 
     def forward(self, x):
-        check_input("LayerNorm", x)
+        _tensor("LayerNorm", x, "input")
         return F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
 
     def extra_repr(self):
@@ -135,7 +136,7 @@ class Dropout(Module):
         self.p = probability("Dropout", "p", p)
 
     def forward(self, x):
-        check_input("Dropout", x)
+        _tensor("Dropout", x, "input")
         return F.dropout(x, self.p, self.training)
 
     def extra_repr(self):

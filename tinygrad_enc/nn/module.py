@@ -42,15 +42,6 @@ class StateDictError(ValueError, RuntimeError):
 IncompatibleKeys = namedtuple("IncompatibleKeys", ["missing_keys", "unexpected_keys"])
 
 
-def check_input(op, x, name="input"):
-    """A layer's input is a Tensor, as in PyTorch: a list or an ndarray given
-    by mistake would otherwise fail deep inside, or come back as an ndarray."""
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: {name} must be a Tensor, got {type(x).__name__} "
-                        f"(wrap it: Tensor(x))")
-    return x
-
-
 def _number_array(value, what):
     """`value` (a Tensor, an ndarray, a nested list, any array-like) as an
     ndarray of numbers (bool, integer or float), or a TypeError saying that

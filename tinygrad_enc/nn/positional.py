@@ -7,9 +7,10 @@ vector that depends on the position breaks that symmetry.
 import numpy as np
 
 from ..checks import integer
+from ..functional import _tensor
 from ..tensor import shape_str
 from .layers import standard_normal
-from .module import Module, Parameter, check_input
+from .module import Module, Parameter
 
 
 def _sizes(name, d_model, max_len):
@@ -18,7 +19,7 @@ def _sizes(name, d_model, max_len):
 
 
 def _check_input(name, x, max_len, d_model, offset):
-    check_input(name, x)
+    _tensor(name, x, "input")
     offset = integer(name, "offset", offset, minimum=0)
     if x.ndim < 2 or offset + x.shape[-2] > max_len:
         at = f"offset + T = {offset} + T" if offset else "T"
