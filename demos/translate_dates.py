@@ -256,6 +256,7 @@ def main(argv=None):
     parser.add_argument("--batch", type=int, default=64)
     parser.add_argument("--lr", type=float, default=1e-3)
     parser.add_argument("--d-model", type=int, default=64)
+    parser.add_argument("--heads", type=int, default=4)
     parser.add_argument("--layers", type=int, default=2, help="encoder layers = decoder layers")
     parser.add_argument("--label-smoothing", type=float, default=0.0)
     parser.add_argument("--eval-size", type=int, default=1000, help="held-out dates")
@@ -267,7 +268,7 @@ def main(argv=None):
 
     result = train(args.steps, args.seed, args.batch, args.lr, args.eval_size,
                    args.label_smoothing, progress=not args.no_progress, d_model=args.d_model,
-                   layers=args.layers)
+                   n_heads=args.heads, layers=args.layers)
     model = result["model"]
     print(f"exact match on {result['held_out']:,} held-out dates: {result['exact_match']:.1%} "
           f"after {result['steps']} steps ({result['seconds']:.0f} s), final loss "

@@ -1,9 +1,10 @@
 """The decoder demos (translate_dates.py, tiny_gpt.py) run with few steps and
-write their files; slow runs reach their targets with the default settings."""
+write their files. Their default runs (>= 99% on held-out dates, the GPT
+below half of ln(vocab)) are checked by the slow test_tour.py
+test_decoder_training_numbers, which trains each once."""
 import contextlib
 import datetime
 import io
-import math
 import sys
 from pathlib import Path
 
@@ -29,17 +30,17 @@ def quiet(main, argv):
 
 def test_translate_dates_short_run_writes_every_output(tmp_path):
     result, printed = quiet(translate_dates.main, [
-        "--steps", "15", "--eval-size", "20", "--layers", "1", "--d-model", "32",
+        "--steps", "10", "--eval-size", "10", "--layers", "1", "--heads", "1", "--d-model", "16",
         "--out", str(tmp_path), "--no-progress", "Nov 28, 2026", "28 Nov 2026!"])
     loss = result["history"]["loss"]
-    assert len(loss) == 15 and loss[-1] < loss[0]
+    assert len(loss) == 10 and np.isfinite(loss).all()  # learning: the slow tour test
     assert "held-out dates" in printed and "step  1:" in printed and "'Nov 28, 2026' -> " in printed
     assert "'28 Nov 2026!': cannot read" in printed and "['!'] are unknown" in printed
     for name in ["loss_curve.png", "self_attention_layer0.png", "cross_attention_layer0.png",
                  "output_distribution.png"]:
         assert (tmp_path / name).read_bytes()[:8] == PNG
     assert "decoder.layers.0" in (tmp_path / "transformer_graph.svg").read_text()
-    assert set(result["month_attention"]) == {(0, h) for h in range(4)}
+    assert set(result["month_attention"]) == {(0, 0)}
     state = nn.load(tmp_path / "translate_dates.npz")
     assert state.keys() == result["model"].state_dict().keys()
     top = result["steps_shown"][0]
@@ -73,22 +74,11 @@ def test_held_out_dates_never_reach_training():
 
 
 def test_tiny_gpt_short_run_writes_every_output(tmp_path):
-    result, printed = quiet(tiny_gpt.main, ["--steps", "8", "--length", "30", "--out",
+    result, printed = quiet(tiny_gpt.main, ["--steps", "5", "--length", "30", "--block", "32",
+                                            "--d-model", "32", "--layers", "1", "--out",
                                             str(tmp_path), "--no-progress"])
     assert len(result["sample"]) == 30
     assert "validation loss" in printed and f"ln({len(result['chars'])})" in printed
     assert result["val_loss"] < result["uniform"] + 1.0
     assert (tmp_path / "loss_curve.png").read_bytes()[:8] == PNG
     assert nn.load(tmp_path / "tiny_gpt.npz").keys() == result["model"].state_dict().keys()
-
-
-@pytest.mark.slow
-def test_translate_dates_reaches_99_percent():
-    result = translate_dates.train(progress=False)
-    assert result["exact_match"] >= 0.99
-
-
-@pytest.mark.slow
-def test_tiny_gpt_beats_half_the_uniform_loss():
-    result = tiny_gpt.train(progress=False)
-    assert result["val_loss"] < 0.5 * math.log(len(result["chars"]))

@@ -149,6 +149,7 @@ def test_decoder_numbers(tmp_path):
 @pytest.mark.slow
 def test_decoder_training_numbers(tmp_path):
     r = translate_dates.main(["--out", str(tmp_path / "dates"), "--no-progress"])
+    assert r["exact_match"] >= 0.99 and r["held_out"] == 1000
     history = r["history"]["loss"]
     assert_quoted(f"the first training step scores {history[0]:.3f}",
                   f"after {r['steps']} steps the loss is {history[-1]:.4f} and the model gets "
@@ -161,6 +162,7 @@ def test_decoder_training_numbers(tmp_path):
         shown = "  ".join(f"{c!r} {p:.3f}" for c, p in r["steps_shown"][t - 1])
         assert_quoted(f"step {t:2d}: {shown}")
     g = tiny_gpt.train(progress=False)
+    assert g["val_loss"] < 0.5 * g["uniform"]
     assert_quoted(f"After {g['steps']} steps the validation loss",
                   f"is {g['val_loss']:.3f} nats per character")
 
