@@ -16,7 +16,7 @@ from . import names, ops
 from . import random as _random
 from .checks import (broadcast_shape, check_mask, flag, integer, normalize_axes, number,
                      shape_arg, shape_str, torch_names)
-from .ops import CrossEntropy, LayerNorm, Linear, LogSoftmax, Softmax
+from .ops import CrossEntropy, LayerNorm, Linear
 from .tensor import Tensor, apply, array_of
 
 
@@ -34,15 +34,13 @@ def softmax(x, axis=-1):
     """exp(x_i) / sum_j exp(x_j) along `axis`: turns scores into weights that
     are positive and sum to 1. Stable for any finite logits; a row that is all
     -inf (everything masked) becomes all zeros, not NaN."""
-    x = _tensor("softmax", x)
-    return apply(Softmax, x, axis=normalize_axes("softmax", axis, x.ndim))
+    return _tensor("softmax", x).softmax(axis)
 
 
 @torch_names(dim="axis")
 def log_softmax(x, axis=-1):
     """log(softmax(x)), computed as x - logsumexp(x) so it never overflows."""
-    x = _tensor("log_softmax", x)
-    return apply(LogSoftmax, x, axis=normalize_axes("log_softmax", axis, x.ndim))
+    return _tensor("log_softmax", x).log_softmax(axis)
 
 
 def relu(x):

@@ -1269,6 +1269,111 @@ class Tensor:
                  for t, letters in zip(tensors, inputs)]
         return apply(ops.Einsum, *grown, inputs=tuple(inputs), output=output)
 
+    # ----- PyTorch's other spellings of the same ops ----------------------------
+    @torch_names(dim="axis")
+    def softmax(self, axis=-1):
+        """The fused softmax op along `axis` (F.softmax calls this)."""
+        return apply(ops.Softmax, self, axis=normalize_axes("softmax", axis, self.ndim))
+
+    @torch_names(dim="axis")
+    def log_softmax(self, axis=-1):
+        """The fused log_softmax op along `axis` (F.log_softmax calls this)."""
+        return apply(ops.LogSoftmax, self, axis=normalize_axes("log_softmax", axis, self.ndim))
+
+    def matmul(self, other):
+        """x.matmul(y) = x @ y."""
+        return self @ other
+
+    def mm(self, other):
+        """x.mm(y) = x @ y for two matrices (PyTorch's mm takes 2-D only)."""
+        return self._sized_matmul("mm", other, 2)
+
+    def bmm(self, other):
+        """x.bmm(y) = x @ y for two batches of matrices (3-D only)."""
+        return self._sized_matmul("bmm", other, 3)
+
+    def dot(self, other):
+        """x.dot(y) = x @ y for two vectors (1-D only)."""
+        return self._sized_matmul("dot", other, 1)
+
+    def _sized_matmul(self, op, other, ndim):
+        if not isinstance(other, Tensor) or self.ndim != ndim or other.ndim != ndim:
+            shape = shape_str(other.shape) if isinstance(other, Tensor) else type(other).__name__
+            raise ValueError(f"{op}: needs two {ndim}-D tensors, got {shape_str(self.shape)} "
+                             f"and {shape}")
+        return self @ other
+
+    def outer(self, other):
+        """x.outer(y) = x[:, None] * y[None, :] for two vectors."""
+        if not isinstance(other, Tensor) or self.ndim != 1 or other.ndim != 1:
+            raise ValueError("outer: needs two 1-D tensors")
+        return self.reshape(-1, 1) * other.reshape(1, -1)
+
+    def add(self, other):
+        """x.add(y) = x + y."""
+        return self + other
+
+    def sub(self, other):
+        """x.sub(y) = x - y."""
+        return self - other
+
+    def mul(self, other):
+        """x.mul(y) = x * y."""
+        return self * other
+
+    def div(self, other):
+        """x.div(y) = x / y."""
+        return self / other
+
+    def pow(self, exponent):
+        """x.pow(n) = x ** n."""
+        return self ** exponent
+
+    def neg(self):
+        """x.neg() = -x."""
+        return -self
+
+    def reciprocal(self):
+        """x.reciprocal() = 1 / x."""
+        return 1.0 / self
+
+    def t(self):
+        """x.t() = x.T for at most 2 axes (PyTorch refuses more)."""
+        if self.ndim > 2:
+            raise ValueError(f"t: needs a tensor of at most 2 dimensions, got shape "
+                             f"{shape_str(self.shape)}; use transpose(a, b)")
+        return self.T
+
+    def view_as(self, other):
+        """x.view_as(y) = x.reshape(y.shape)."""
+        return self.reshape(_tensor_arg("view_as", other).shape)
+
+    reshape_as = view_as
+
+    def expand_as(self, other):
+        """x.expand_as(y) = x.expand(y.shape)."""
+        return self.expand(_tensor_arg("expand_as", other).shape)
+
+    def contiguous(self):
+        """Itself: numpy arrays need no contiguous copy for any op here."""
+        return self
+
+    def requires_grad_(self, requires_grad=True):
+        """Set requires_grad in place (a leaf only) and return the tensor."""
+        self.requires_grad = requires_grad
+        return self
+
+    def is_floating_point(self):
+        return _float_dtype(self.dtype)
+
+    def isnan(self):
+        """A boolean tensor, True where the value is NaN (no gradient)."""
+        return Tensor._wrap(np.isnan(self.data))
+
+    def isinf(self):
+        """A boolean tensor, True where the value is +-inf (no gradient)."""
+        return Tensor._wrap(np.isinf(self.data))
+
     # ----- constructors ---------------------------------------------------------
     @staticmethod
     def arange(start, end=None, step=1, dtype=None, requires_grad=False):
@@ -1432,3 +1537,9 @@ def _brief(value):
     """A bound for an error message: the number, or the tensor's shape."""
     array = array_of(value)
     return repr(array.item()) if array.size == 1 else f"(a tensor of shape {shape_str(array.shape)})"
+
+
+def _tensor_arg(op, other):
+    if not isinstance(other, Tensor):
+        raise TypeError(f"{op}: needs a Tensor, got {type(other).__name__}")
+    return other
