@@ -263,6 +263,9 @@ def walk_backward(root, grad=None, on_edge=None):
 def _check_versions(tensor, ctx):
     """Refuse to run op `ctx`'s backward if its output or an input was changed
     in place after the op ran: its saved arrays no longer match."""
+    if tensor._version == ctx.out_version and \
+            tuple([p._version for p in ctx.parents]) == ctx.versions:
+        return  # the usual case, checked without building a message or a generator
     if tensor._version != ctx.out_version:
         changed = f"its output {shape_str(tensor.shape)}"
     else:
