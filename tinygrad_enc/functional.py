@@ -287,6 +287,8 @@ def layer_norm(x, normalized_shape, weight=None, bias=None, eps=1e-5):
             raise ValueError(f"layer_norm: {name} must be a Tensor of the normalized shape "
                              f"{shape_str(shape)}, got "
                              + (shape_str(p.shape) if isinstance(p, Tensor) else type(p).__name__))
+    if weight is not None and bias is not None:  # nn.LayerNorm's case: all in one op
+        return apply(LayerNorm, x, weight, bias, axes=axes, eps=eps)
     out = apply(LayerNorm, x, axes=axes, eps=eps)
     if weight is not None:
         out = out * weight

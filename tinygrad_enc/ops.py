@@ -412,6 +412,34 @@ def _stable_shift(x, axis):
     return x - np.where(np.isfinite(top), top, 0)
 
 
+def _sum_last(x, axes):
+    """x summed over its last axes `axes`, kept as axes of size 1. As a product
+    with a vector of ones: numpy's own reduction over a short last axis (a
+    token's 64 features) is several times slower than one matrix-vector
+    product (measured on (1024, 64) float32: 47 us against 10 us)."""
+    if not x.flags.c_contiguous or x.size == 0:
+        return x.sum(axis=axes, keepdims=True)
+    kept = x.shape[:axes[0]]
+    rows = x.reshape(math.prod(kept), -1)
+    return (rows @ np.ones(rows.shape[1], dtype=x.dtype)).reshape(kept + (1,) * len(axes))
+
+
+def _sum_along(x, axis):
+    """x summed along one axis, kept as an axis of size 1 (_sum_last when it is the last)."""
+    if x.ndim and axis in (-1, x.ndim - 1):
+        return _sum_last(x, (x.ndim - 1,))
+    return x.sum(axis=axis, keepdims=True)
+
+
+def _dot_along(a, b, axis):
+    """sum(a * b) along one axis, kept: for the last axis one einsum, without
+    the array a * b (measured on softmax's (32, 8, 128, 128) float32: 2.6 ms
+    against 5.8 ms)."""
+    if axis in (-1, a.ndim - 1) and a.ndim:
+        return np.einsum("...i,...i->...", a, b)[..., None]
+    return (a * b).sum(axis=axis, keepdims=True)
+
+
 class Softmax(Op):
     """exp(x_i) / sum_j exp(x_j) along `axis`. A row whose entries are all -inf
     gives all zeros (PyTorch gives NaN there): a query that may attend to no
@@ -423,15 +451,15 @@ class Softmax(Op):
         self.axis = axis
         e = np.asarray(_stable_shift(x, axis))  # a new array (0-d for a 0-d x)
         np.exp(e, out=e)  # in place: the shifted scores become exp of them
-        total = e.sum(axis=axis, keepdims=True)
-        e /= np.where(total == 0, 1, total)
+        total = _sum_along(e, axis)
+        e *= 1 / np.where(total == 0, 1, total)  # one division per row, not per score
         self.out = e
         return e
 
     def backward(self, g):
         # d/dx softmax: s * (g - sum(g * s))
         s = self.out
-        grad = g - (g * s).sum(axis=self.axis, keepdims=True)
+        grad = g - _dot_along(g, s, self.axis)
         grad *= s  # in place: one fewer array of the scores' size
         return grad
 
@@ -458,30 +486,44 @@ class LogSoftmax(Op):
 
 # ----- fused: layer norm ---------------------------------------------------------
 class LayerNorm(Op):
-    """x_hat = (x - mean) / sigma over `axes`, sigma = sqrt(var + eps) with the
-    biased variance (divide by n). One op instead of the nine primitives it is
-    composed of (two means, subtract, square, add eps, sqrt, divide): layer norm
-    runs twice per encoder layer, on every token. The learned scale and shift
-    stay outside, in F.layer_norm."""
+    """y = x_hat * weight + bias, x_hat = (x - mean) / sigma over the last axes
+    (as many as weight has; `axes` says which), sigma = sqrt(var + eps) with
+    the biased variance (divide by n). weight and bias come together or not
+    at all. One op instead of the eleven primitives it is composed of (two
+    means, subtract, square, add eps, sqrt, divide, times weight, plus
+    bias): layer norm runs twice per encoder layer, on every token, and as
+    one op it keeps one array of the input's size for its backward."""
     float_result = True
 
     op_name = "layer_norm"
 
-    def forward(self, x, axes, eps):
-        self.axes = axes
-        x_hat = x - x.mean(axis=axes, keepdims=True)
-        self.inv_sigma = 1.0 / np.sqrt((x_hat * x_hat).mean(axis=axes, keepdims=True) + eps)
+    def forward(self, x, weight=None, bias=None, *, axes, eps):
+        self.axes, self.weight = axes, weight
+        n = math.prod(x.shape[a] for a in axes)
+        x_hat = x - _sum_last(x, axes) * (1 / n)
+        self.inv_sigma = 1.0 / np.sqrt(_sum_last(x_hat * x_hat, axes) * (1 / n) + eps)
         x_hat *= self.inv_sigma
         self.x_hat = x_hat
-        return x_hat
+        if weight is None:
+            return x_hat
+        y = x_hat * weight
+        y += bias
+        return y
 
     def backward(self, g):
-        # d/dx: (g - mean(g) - x_hat * mean(g * x_hat)) / sigma
-        x_hat, axes = self.x_hat, self.axes
-        grad = g - g.mean(axis=axes, keepdims=True)
-        grad -= x_hat * (g * x_hat).mean(axis=axes, keepdims=True)
+        # with gx = g * weight: dx = (gx - mean(gx) - x_hat * mean(gx * x_hat)) / sigma,
+        # d weight = sum of g * x_hat over the rows, d bias = sum of g over the rows
+        x_hat, axes, weight = self.x_hat, self.axes, self.weight
+        gx = g if weight is None else g * weight
+        n = math.prod(x_hat.shape[a] for a in axes)
+        grad = gx - _sum_last(gx, axes) * (1 / n)
+        grad -= x_hat * (_sum_last(gx * x_hat, axes) * (1 / n))
         grad *= self.inv_sigma
-        return grad
+        if weight is None:
+            return grad
+        rows = axes[0]  # the leading axes, over which weight and bias are shared
+        return (grad, (g * x_hat).sum(axis=tuple(range(rows))) if self.needs_grad[1] else None,
+                g.sum(axis=tuple(range(rows))) if self.needs_grad[2] else None)
 
 
 # ===== API breadth: the primitives the tensor API is composed from ============
@@ -733,10 +775,10 @@ class CrossEntropy(Op):
         kept_rows = np.flatnonzero(kept)
         shifted = _stable_shift(logits, -1)  # (N, C), the one new array
         picked = shifted[kept_rows, target[kept_rows]]
-        row_sums = shifted.sum(axis=-1) if smoothing else None
+        row_sums = _sum_last(shifted, (1,))[:, 0] if smoothing else None
         p = np.exp(shifted, out=shifted)
-        total = p.sum(axis=-1, keepdims=True)
-        p /= total
+        total = _sum_last(p, (1,))
+        p *= 1 / total
         log_total = np.log(total[:, 0])
         loss = -(1.0 - smoothing) * (picked - log_total[kept_rows]).sum()
         if smoothing:  # -smoothing / C * sum_c log p_c, on the kept rows
