@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import tinygrad_enc.functional as F
-from tinygrad_enc import Tensor, ops
+from tinygrad_enc import Tensor, nn, ops
 from tinygrad_enc.gradcheck import gradcheck
 from tinygrad_enc.special import erf
 from tinygrad_enc.tensor import topological_order, walk_backward
@@ -64,12 +64,19 @@ def test_layer_norm_op_equals_its_composition(shape, normalized, dtype):
                 lambda x, w, b: composed_layer_norm(x, normalized, w, b), arrays, dtype)
     assert_same(lambda x: F.layer_norm(x, normalized, eps=1e-2),
                 lambda x: composed_layer_norm(x, normalized, eps=1e-2), arrays[:1], dtype)
+    assert_same(lambda x, w: F.layer_norm(x, normalized, w),  # weight alone: op, then times weight
+                lambda x, w: composed_layer_norm(x, normalized, w), arrays[:2], dtype)
+    assert_same(lambda x, b: F.layer_norm(x, normalized, bias=b),
+                lambda x, b: composed_layer_norm(x, normalized, bias=b), arrays[::2], dtype)
 
 
 def test_layer_norm_is_one_op_and_gradchecks():
     x = leaf((3, 5), seed=4)
     out = F.layer_norm(x, 5)
     assert out._ctx.op_name == "layer_norm" and out._ctx.parents == (x,)
+    norm = nn.LayerNorm(5)  # weight and bias inside the op: one node, three inputs
+    out = norm(x)
+    assert out._ctx.op_name == "layer_norm" and out._ctx.parents == (x, norm.weight, norm.bias)
     assert gradcheck(lambda t: F.layer_norm(t, (2, 5), eps=1e-3), leaf((2, 2, 5), seed=5))
 
 

@@ -176,12 +176,13 @@ class Sigmoid(Op):
 
 class ReLU(Op):
     def forward(self, x):
-        self.positive = x > 0
-        return np.maximum(x, 0)  # NaN stays NaN, as in PyTorch
+        self.out = np.maximum(x, 0)  # NaN stays NaN, as in PyTorch
+        return self.out
 
     def backward(self, g):
-        # d relu/dx = 1 where x > 0, else 0 (also at 0, as in PyTorch)
-        return g * self.positive
+        # d relu/dx = 1 where x > 0, else 0 (also at 0, as in PyTorch); out > 0
+        # exactly where x > 0, and the output is kept anyway: no mask to store
+        return g * (self.out > 0)
 
 
 class Abs(Op):
@@ -487,43 +488,50 @@ class LogSoftmax(Op):
 # ----- fused: layer norm ---------------------------------------------------------
 class LayerNorm(Op):
     """y = x_hat * weight + bias, x_hat = (x - mean) / sigma over the last axes
-    (as many as weight has; `axes` says which), sigma = sqrt(var + eps) with
-    the biased variance (divide by n). weight and bias come together or not
-    at all. One op instead of the eleven primitives it is composed of (two
-    means, subtract, square, add eps, sqrt, divide, times weight, plus
-    bias): layer norm runs twice per encoder layer, on every token, and as
-    one op it keeps one array of the input's size for its backward."""
+    (`axes`), sigma = sqrt(var + eps) with the biased variance (divide by n).
+    weight and bias (the normalized shape) come together or not at all. One
+    op instead of the eleven primitives it is composed of (two means,
+    subtract, square, add eps, sqrt, divide, times weight, plus bias): layer
+    norm runs twice per encoder layer, on every token. It works on x as a
+    matrix, one row per token: each row's sums are one matrix-vector product
+    with ones or one einsum, never an array of squares, and it keeps one
+    array of x's size (x_hat) for the backward."""
     float_result = True
 
     op_name = "layer_norm"
 
     def forward(self, x, weight=None, bias=None, *, axes, eps):
-        self.axes, self.weight = axes, weight
-        n = math.prod(x.shape[a] for a in axes)
-        x_hat = x - _sum_last(x, axes) * (1 / n)
-        self.inv_sigma = 1.0 / np.sqrt(_sum_last(x_hat * x_hat, axes) * (1 / n) + eps)
+        self.shape, self.weight = x.shape, weight
+        rows = x.reshape(math.prod(x.shape[:axes[0]]), math.prod(x.shape[axes[0]:]))
+        self.scale = 1 / max(rows.shape[1], 1)  # 1/n
+        x_hat = rows - (rows @ np.ones(rows.shape[1], x.dtype))[:, None] * self.scale
+        variance = np.einsum("ij,ij->i", x_hat, x_hat) * self.scale
+        self.inv_sigma = (1.0 / np.sqrt(variance + eps))[:, None]
         x_hat *= self.inv_sigma
         self.x_hat = x_hat
         if weight is None:
-            return x_hat
-        y = x_hat * weight
-        y += bias
-        return y
+            return x_hat.reshape(x.shape)
+        y = x_hat * weight.reshape(-1)
+        y += bias.reshape(-1)
+        return y.reshape(x.shape)
 
     def backward(self, g):
         # with gx = g * weight: dx = (gx - mean(gx) - x_hat * mean(gx * x_hat)) / sigma,
-        # d weight = sum of g * x_hat over the rows, d bias = sum of g over the rows
-        x_hat, axes, weight = self.x_hat, self.axes, self.weight
-        gx = g if weight is None else g * weight
-        n = math.prod(x_hat.shape[a] for a in axes)
-        grad = gx - _sum_last(gx, axes) * (1 / n)
-        grad -= x_hat * (_sum_last(gx * x_hat, axes) * (1 / n))
+        # d weight = sum over the rows of g * x_hat, d bias = sum over the rows of g
+        x_hat, weight, scale = self.x_hat, self.weight, self.scale
+        g = g.reshape(x_hat.shape)
+        gx = g if weight is None else g * weight.reshape(-1)
+        grad = x_hat * (np.einsum("ij,ij->i", gx, x_hat)[:, None] * -scale)  # the one new array
+        grad += gx
+        grad -= (gx @ np.ones(gx.shape[1], gx.dtype))[:, None] * scale
         grad *= self.inv_sigma
+        grad = grad.reshape(self.shape)
         if weight is None:
             return grad
-        rows = axes[0]  # the leading axes, over which weight and bias are shared
-        return (grad, (g * x_hat).sum(axis=tuple(range(rows))) if self.needs_grad[1] else None,
-                g.sum(axis=tuple(range(rows))) if self.needs_grad[2] else None)
+        needs = self.needs_grad
+        return (grad if needs[0] else None,
+                np.einsum("ij,ij->j", g, x_hat).reshape(weight.shape) if needs[1] else None,
+                (np.ones(g.shape[0], g.dtype) @ g).reshape(weight.shape) if needs[2] else None)
 
 
 # ===== API breadth: the primitives the tensor API is composed from ============
