@@ -56,6 +56,49 @@ def test_linear_gradient_only_where_asked():
     assert w.grad is None and x.grad.shape == (2, 4)
 
 
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("shape, bias", LINEAR_SHAPES)
+def test_linear_relu_matches_linear_then_relu(shape, bias, dtype):
+    assert_same(F.linear_relu, lambda *t: F.linear_composed(*t).relu(), linear_inputs(shape, bias),
+                dtype)
+
+
+@pytest.mark.parametrize("shape, bias", LINEAR_SHAPES[:4])
+def test_linear_relu_gradcheck(shape, bias):
+    tensors = [Tensor(a, requires_grad=True, dtype=np.float64) for a in linear_inputs(shape, bias)]
+    assert gradcheck(F.linear_relu, tensors)
+
+
+def test_linear_relu_at_zero_and_nan_follows_relu():
+    # exactly 0 before the relu: gradient 0 (as ReLU, and PyTorch); NaN stays NaN
+    x = Tensor([[1.0, -1.0], [np.nan, 0.0]], requires_grad=True, dtype=np.float64)
+    w = Tensor([[1.0, 1.0], [1.0, -1.0]], requires_grad=True, dtype=np.float64)
+    b = Tensor([0.0, 0.0], requires_grad=True, dtype=np.float64)
+    fused, composed = F.linear_relu(x, w, b), F.linear_composed(x, w, b).relu()
+    np.testing.assert_array_equal(fused.data, composed.data)
+    assert fused.data[0, 0] == 0.0 and np.isnan(fused.data[1]).all()
+    fused.sum().backward()
+    fused_grads = [t.grad.copy() for t in (x, w, b)]
+    for t in (x, w, b):
+        t.grad = None
+    composed.sum().backward()
+    for got, (t, name) in zip(fused_grads, ((x, "x"), (w, "w"), (b, "b"))):
+        np.testing.assert_array_equal(got, t.grad, err_msg=name)
+
+
+def test_feed_forward_with_relu_is_one_linear_relu_op_and_matches_composed():
+    manual_seed(0)
+    ffn = nn.FeedForward(8, 16)
+    x = Tensor(make_array((2, 3, 8)), requires_grad=True)
+    out = ffn(x)
+    assert out._ctx.parents[0]._ctx.op_name == "linear_relu"
+    want = F.linear(F.linear(x, ffn.linear1.weight, ffn.linear1.bias).relu(),
+                    ffn.linear2.weight, ffn.linear2.bias)
+    np.testing.assert_allclose(out.data, want.data, rtol=1e-6, atol=1e-6)
+    with pytest.raises(TypeError, match="Linear: relu must be True or False"):
+        ffn.linear1(x, relu="yes")
+
+
 @pytest.mark.parametrize("args, message", [
     (((2, 5), (3, 4), None), r"linear: input \(2, 5\) and weight \(3, 4\)"),
     (((2, 4), (4,), None), r"weight \(4,\)"),

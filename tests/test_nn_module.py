@@ -242,6 +242,9 @@ def test_ops_record_module_paths_and_nested_parents():
     for path in ["layers.1.self_attn.q_proj", "layers.0.ffn.linear1", "layers.0.self_attn",
                  "layers.1.norm2", "layers.0"]:
         assert path in scopes
+    # the feed-forward network's relu runs inside linear1's op (linear_relu)
+    assert {ctx.op_name for ctx in graph_functions(out)
+            if ctx.scope.path == "layers.0.ffn.linear1"} == {"linear_relu"}
     assert scope_chain(scopes["layers.1.self_attn.q_proj"]) == \
         ["layers.1.self_attn.q_proj", "layers.1.self_attn", "layers.1", ""]
     assert scope_chain(scopes["layers.0.ffn.linear1"]) == \
@@ -251,9 +254,10 @@ def test_ops_record_module_paths_and_nested_parents():
     root = scopes["layers.0"].parent  # the encoder's own forward makes no op
     assert root is scopes["layers.1"].parent and root.parent is None
     assert (root.path, root.kind) == ("", "TransformerEncoder") and root.module is enc
-    # exactly the paths of the modules that made ops (dropout is the identity here)
+    # exactly the paths of the modules that made ops (dropout is the identity here, and a
+    # relu FeedForward's ops are its two linears)
     ran = {path for path, m in enc.named_modules()
-           if not isinstance(m, (nn.Dropout, nn.ModuleList, nn.TransformerEncoder))}
+           if not isinstance(m, (nn.Dropout, nn.ModuleList, nn.TransformerEncoder, nn.FeedForward))}
     assert set(scopes) == ran
 
 

@@ -29,8 +29,10 @@ def test_records_every_op_forward_and_backward_with_its_modules():
     step = _encoder_step()
     with tinygrad_enc.profile() as p:
         step()
-    # per layer: q, k, v, out projections and two feed-forward linears; Q K^T, weights @ V
-    assert p.ops["linear"].calls == {"forward": 12, "backward": 12}
+    # per layer: q, k, v, out projections and the second feed-forward linear (the
+    # first is linear_relu); Q K^T, weights @ V
+    assert p.ops["linear"].calls == {"forward": 10, "backward": 10}
+    assert p.ops["linear_relu"].calls == {"forward": 2, "backward": 2}
     assert p.ops["matmul"].calls == {"forward": 4, "backward": 4}
     assert p.ops["softmax"].calls == {"forward": 2, "backward": 2}
     assert p.ops["layer_norm"].calls["forward"] == 4
@@ -91,4 +93,5 @@ def test_where_time_goes_demo_runs(capsys):
     p = where_time_goes.main(["--steps", "1", "--top", "5"])
     out = capsys.readouterr().out
     assert "linear" in out and "% of the time inside ops" in out
-    assert p.ops["linear"].calls["forward"] == 13  # 2 layers x 6, and the head
+    assert p.ops["linear"].calls["forward"] == 11  # 2 layers x 5, and the head
+    assert p.ops["linear_relu"].calls["forward"] == 2  # each layer's first feed-forward linear

@@ -740,23 +740,35 @@ class Linear(Op):
     matmul, add; F.linear_composed), in one pass. All the rows of x are one
     (rows, in) matrix, so forward and backward are 2-D matrix products, the
     bias is added in place, and the weight's gradient comes out in the
-    weight's own (out, in) layout."""
+    weight's own (out, in) layout. relu=True also takes max(0, y) in place
+    (F.linear_relu, the feed-forward network's max(0, x W_1 + b_1)): y
+    before the relu is never kept, and the relu's mask is read back from
+    the output."""
 
-    def forward(self, x, weight, bias=None):
-        self.x, self.weight = x, weight
+    def forward(self, x, weight, bias=None, *, relu=False):
+        self.x, self.weight, self.relu = x, weight, relu
         y = _rows(x) @ weight.T  # (rows, in) @ (in, out) -> (rows, out)
         if bias is not None:
             y += bias
+        if relu:
+            self.out = np.maximum(y, 0, out=y)  # NaN stays NaN, as in ReLU
         return y.reshape(x.shape[:-1] + weight.shape[:1])
 
     def backward(self, g):
-        # dx = g W,  dW = g^T x,  db = sum of g over the rows
+        # dx = g W,  dW = g^T x,  db = sum of g over the rows; with relu, g is
+        # first zeroed where the output is not > 0 (ReLU's backward)
         rows = _rows(g)  # (rows, out)
+        if self.relu:
+            rows = rows * (self.out > 0)
         needs = self.needs_grad
         grad_x = (rows @ self.weight).reshape(self.x.shape) if needs[0] else None
         grad_w = rows.T @ _rows(self.x) if needs[1] else None
-        grad_b = rows.sum(axis=0) if len(needs) > 2 and needs[2] else None
+        grad_b = np.ones(rows.shape[0], rows.dtype) @ rows if len(needs) > 2 and needs[2] else None
         return grad_x, grad_w, grad_b
+
+    @property
+    def op_name(self):
+        return "linear_relu" if self.relu else "linear"
 
 
 class CrossEntropy(Op):

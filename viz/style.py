@@ -70,7 +70,12 @@ LEAF_TITLES = {  # (role, name, note) of the arrays an op reads besides its tens
     ("mask", "mask", "causal + padding"): "causal + padding mask (True = masked)",
 }
 SCALAR_OPS = {"mul": "×", "add": "+", "sub": "−", "div": "÷"}
-FUSED = {"layer_norm": "(x − mean) / √(variance + ε)"}  # one op in the engine: say what it does
+FUSED = {  # (op, its number of inputs) for one op in the engine: say what it does
+    ("layer_norm", 1): "(x − mean) / √(variance + ε)",
+    ("layer_norm", 3): "γ · (x − mean) / √(variance + ε) + β",
+    ("linear_relu", 2): "max(0, x·Wᵀ)",
+    ("linear_relu", 3): "max(0, x·Wᵀ + b)",
+}
 
 
 def shape_text(shape) -> str:
@@ -152,8 +157,8 @@ def _structural_note(node, nodes) -> str:
     parents = [nodes[p] for p in node.parents]
     if not parents:
         return ""
-    if node.op in FUSED:
-        return FUSED[node.op]
+    if (node.op, len(parents)) in FUSED:
+        return FUSED[node.op, len(parents)]
     first = parents[0]
     if is_split(nodes, node):
         return f"split {first.name} into heads" if node.op == "reshape" else "(B, H, T, d_k)"

@@ -47,11 +47,17 @@ class Linear(Module):
         self.weight = Parameter(_uniform((out_features, in_features), bound))
         self.bias = Parameter(_uniform((out_features,), bound)) if bias else None
 
-    def forward(self, x):
+    def forward(self, x, relu=False):
+        """x W^T + b; relu=True gives max(0, x W^T + b) in one op (F.linear_relu),
+        as the feed-forward network asks of its first layer."""
         _tensor(f"Linear({self.in_features}, {self.out_features})", x, "input")
         if x.ndim == 0 or x.shape[-1] != self.in_features:
             raise ValueError(f"Linear({self.in_features}, {self.out_features}): input of shape "
                              f"{shape_str(x.shape)} must end in {self.in_features} features")
+        if relu is True:
+            return F.linear_relu(x, self.weight, self.bias)
+        if relu is not False:
+            raise TypeError(f"Linear: relu must be True or False, got {relu!r}")
         return F.linear(x, self.weight, self.bias)
 
     def extra_repr(self):

@@ -25,8 +25,10 @@ class FeedForward(Module):
         self.linear2 = Linear(d_ff, d_model)
 
     def forward(self, x):
-        hidden = self.linear1(x)
-        hidden = hidden.relu() if self.activation == "relu" else hidden.gelu()
+        if self.activation == "relu":  # max(0, x W_1 + b_1): the linear layer and relu in one op
+            hidden = self.linear1(x, relu=True)
+        else:
+            hidden = self.linear1(x).gelu()
         return self.linear2(self.dropout(hidden))
 
     def extra_repr(self):
