@@ -479,3 +479,24 @@ def test_expand_and_getitem_outputs_are_views_but_gradients_are_fresh():
     y.sum().backward()
     np.testing.assert_array_equal(x.grad, [[4.0, 4.0, 4.0]])
     assert x.grad.flags.writeable and not np.shares_memory(x.grad, y.data)
+
+
+def test_a_gradient_summed_in_place_never_reaches_a_tensor_that_shares_its_array():
+    # the walk adds a tensor's third and later gradients in place into the sum it made;
+    # Add hands one array to both its inputs, so p and q start from the same array
+    w, v = np.array([1.0, 2.0, 3.0]), np.array([10.0, 20.0, 30.0])
+    x = Tensor(np.ones(3), requires_grad=True, dtype=np.float64)
+    p, q = x * 1.0, x * 1.0
+    t = p + q
+    u = t + t + t  # t: three gradients
+    a = x * 1.0
+    s = a + a + a + a  # a: four gradients, the last three summed in place
+    loss = (u * Tensor(w)).sum() + (p * Tensor(v)).sum() + (s * Tensor(w)).sum()
+    grads = {}
+    for tensor, g in walk_backward(loss):
+        grads[id(tensor)] = g.copy()
+    np.testing.assert_array_equal(grads[id(p)], 3 * w + v)
+    np.testing.assert_array_equal(grads[id(q)], 3 * w)  # none of p's v
+    np.testing.assert_array_equal(grads[id(a)], 4 * w)
+    loss.backward()
+    np.testing.assert_array_equal(x.grad, 6 * w + v + 4 * w)

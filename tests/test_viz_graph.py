@@ -475,3 +475,25 @@ def test_the_transformer_draws_encoder_decoder_cross_attention_and_the_causal_ma
     causal = [n for n, (label, _) in nodes.items() if "causal mask (True = masked)<br/>(3, 3)" in label]
     assert len(causal) == 1  # one named input of masked self-attention, in every decoder layer
     assert {d for s, d, _ in edges if s == causal[0]} == {boxes[f"decoder.layers.{i}.self_attn"] for i in range(2)}
+
+
+# ----- fused ops say what they compute, also inside a collapsed box ------------------
+def test_a_box_that_is_one_fused_op_says_what_it_computes(built):
+    model, loss = built
+    _, nodes, _ = parse(viz.draw_graph(loss, model, depth=4).source)
+    labels = [label for label, _ in nodes.values()]
+    linear1 = [t for t in labels if "encoder.layers.0.ffn.linear1 · Linear" in t]
+    linear2 = [t for t in labels if "encoder.layers.0.ffn.linear2 · Linear" in t]
+    _, nodes, _ = parse(viz.draw_graph(loss, model, depth=3).source)
+    norm = [label for label, _ in nodes.values() if "encoder.layers.0.norm1 · LayerNorm" in label]
+    assert len(linear1) == len(linear2) == len(norm) == 1
+    assert "max(0, x·Wᵀ + b)" in linear1[0] and "max(0" not in linear2[0]  # the relu ran in linear1
+    assert "γ · (x − mean) / √(variance + ε) + β" in norm[0]
+    # with gelu the relu is not there, and linear1's box says nothing of it
+    manual_seed(0)
+    ffn = nn.FeedForward(8, 16, activation="gelu")
+    out = ffn(Tensor(np.ones((1, 2, 8)), requires_grad=True))
+    _, nodes, _ = parse(viz.draw_graph(out, ffn, depth=1).source)
+    box = [label for label, _ in nodes.values() if "linear1 · Linear" in label]
+    assert len(box) == 1 and "max(0" not in box[0]
+    assert any("gelu" in label for label, _ in nodes.values())

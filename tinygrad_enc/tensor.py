@@ -236,11 +236,13 @@ def walk_backward(root, grad=None, on_edge=None):
             raise ValueError(f"backward: grad has shape {shape_str(grad.shape)} but the output "
                              f"has shape {shape_str(root.shape)}")
     grads = {id(root): grad}
+    summed = set()  # keys whose gradient is a sum this walk made: only those are added to in place
     observing = bool(_state.observers)
     for tensor in reversed(topological_order(root)):
         g = grads.pop(id(tensor), None)
         if g is None:  # no consumer passed a gradient back
             continue
+        summed.discard(id(tensor))
         yield tensor, g
         ctx = tensor._ctx
         if ctx is None:
@@ -256,8 +258,13 @@ def walk_backward(root, grad=None, on_edge=None):
             if on_edge is not None:
                 on_edge(parent, tensor, pg)
             key = id(parent)
-            # out of place: a backward may hand the same array to two inputs
-            grads[key] = grads[key] + pg if key in grads else pg
+            if key not in grads:
+                grads[key] = pg
+            elif key in summed and np.result_type(grads[key], pg) == grads[key].dtype:
+                grads[key] += pg  # a sum made below, which nothing else holds
+            else:  # out of place: a backward may hand the same array to two inputs
+                grads[key] = grads[key] + pg
+                summed.add(key)
 
 
 def _check_versions(tensor, ctx):

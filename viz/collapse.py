@@ -41,6 +41,7 @@ class Plan:
     edges: list            # Edge, in drawing order
     clusters: list         # keys of the clusters drawn (open and holding something), in trace order
     box_params: dict       # cluster key -> (parameters, weights) absorbed by that box
+    box_ops: dict = field(default_factory=dict)  # cluster key -> traced indices of the ops inside it
 
     @property
     def count(self) -> int:
@@ -93,8 +94,10 @@ def plan(trace, depth, collapse=()) -> Plan:
     for n in nodes:
         for p in n.parents:
             consumers.setdefault(p, []).append(n.index)
-    shown, box_params = {}, {}
+    shown, box_params, box_ops = {}, {}, {}
     for n in nodes:
+        if n.role == "op" and n.cluster is not None and box[n.cluster] is not None:
+            box_ops.setdefault(box[n.cluster], []).append(n.index)
         if n.role == "op" and where[n.index] not in shown:
             b = box[n.cluster] if n.cluster is not None else None
             sid = where[n.index]
@@ -134,7 +137,7 @@ def plan(trace, depth, collapse=()) -> Plan:
     drawn = set()
     for s in shown.values():
         drawn.update(_chain(clusters, s.container) if s.container is not None else ())
-    return Plan(depth, shown, edges, [k for k in clusters if k in drawn], box_params)
+    return Plan(depth, shown, edges, [k for k in clusters if k in drawn], box_params, box_ops)
 
 
 def _in_first_use_order(shown, nodes, where):

@@ -242,7 +242,9 @@ def _label(traced, plan_, shown, values):
     if shown.box is not None:
         shapes = [list(dict.fromkeys(nodes[e.tensor].shape for e in plan_.edges if getattr(e, end) == shown.id))
                   for end in ("dst", "src")]
-        return style.box_label(traced.clusters[shown.box], *shapes, *plan_.box_params.get(shown.box, (0, 0))), "module"
+        ops = [nodes[i] for i in plan_.box_ops.get(shown.box, ())]
+        return style.box_label(traced.clusters[shown.box], *shapes, *plan_.box_params.get(shown.box, (0, 0)),
+                               fused=style.fused_text(ops[0]) if len(ops) == 1 else ""), "module"
     n = nodes[shown.node]
     if shown.id == "out":
         return style.output_label(n.name, n.shape, extra), "output"

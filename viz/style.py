@@ -157,8 +157,8 @@ def _structural_note(node, nodes) -> str:
     parents = [nodes[p] for p in node.parents]
     if not parents:
         return ""
-    if (node.op, len(parents)) in FUSED:
-        return FUSED[node.op, len(parents)]
+    if fused_text(node):
+        return fused_text(node)
     first = parents[0]
     if is_split(nodes, node):
         return f"split {first.name} into heads" if node.op == "reshape" else "(B, H, T, d_k)"
@@ -222,10 +222,19 @@ def cluster_label(cluster) -> str:
     return f"{text} = {symbol}" if symbol else text
 
 
-def box_label(cluster, inputs, outputs, n_params, n_weights) -> Label:
-    """A collapsed module: its path and class, the shapes in and out, how many weights it holds."""
+def fused_text(node) -> str:
+    """What a fused op computes (`max(0, x·Wᵀ + b)`), "" for any other op."""
+    return FUSED.get((node.op, len(node.parents)), "")
+
+
+def box_label(cluster, inputs, outputs, n_params, n_weights, fused="") -> Label:
+    """A collapsed module: its path and class, the shapes in and out, how many weights it
+    holds, and, when the box is one fused op, what that op computes (a Linear that also
+    applies the relu says so)."""
     lines = [(cluster_label(cluster), True, False),
              (" ".join(map(shape_text, inputs)) + " → " + " ".join(map(shape_text, outputs)), False, False)]
+    if fused:
+        lines.append((fused, False, False))
     if n_params:
         lines.append((f"{n_params} parameter{'s' if n_params != 1 else ''}, {n_weights:,} weights", False, True))
     return _html(lines)
