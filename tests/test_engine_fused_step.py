@@ -108,6 +108,8 @@ def test_linear_bad_shapes(args, message):
     x, w, b = (None if s is None else Tensor(np.ones(s)) for s in args)
     with pytest.raises(ValueError, match=message):
         F.linear(x, w, b)
+    with pytest.raises(ValueError, match=message.replace("linear:", "linear_relu:")):
+        F.linear_relu(x, w, b)
 
 
 @pytest.mark.parametrize("dtype", DTYPES)

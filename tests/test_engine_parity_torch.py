@@ -236,6 +236,12 @@ def test_layer_norm(shape, normalized):
             lambda x, w, b: TF.layer_norm(x, normalized, w, b), arrays)
 
 
+@pytest.mark.parametrize("shape", [(5, 4), (2, 3, 4), (0, 4)], ids=str)
+def test_linear_relu(shape):
+    arrays = [make_array(shape), make_array((3, 4), seed=1), make_array((3,), seed=2)]
+    compare(F.linear_relu, lambda x, w, b: TF.relu(TF.linear(x, w, b)), arrays)
+
+
 def test_layer_norm_without_affine_and_custom_eps():
     compare(lambda x: F.layer_norm(x, 4, eps=1e-2), lambda x: TF.layer_norm(x, (4,), eps=1e-2),
             [make_array((3, 4)) * 0.1])
