@@ -7,6 +7,7 @@ functions here work on shapes, numbers and ndarrays only; they know nothing
 of Tensors (tensor.py unwraps them), so this module imports numpy alone.
 """
 import functools
+import math
 import numbers
 import operator
 
@@ -110,20 +111,20 @@ def one_axis(op, axis, ndim):
 
 def resolve_reshape(old, new):
     """Fill in one -1 and check the element count."""
-    size = int(np.prod(old))
+    size = math.prod(old)
     if list(new).count(-1) > 1:
         raise ValueError(f"reshape: only one size may be -1, got {shape_str(new)}")
     if any(n < -1 for n in new):
         raise ValueError(f"reshape: sizes must be >= 0 (or one -1), got {shape_str(new)}")
-    known = int(np.prod([n for n in new if n != -1]))
+    known = math.prod(n for n in new if n != -1)
     if -1 in new:
         if known == 0 or size % known:
             raise ValueError(f"reshape: cannot reshape {shape_str(old)} ({size} elements) "
                              f"into {shape_str(new)}")
         new = tuple(size // known if n == -1 else n for n in new)
-    if int(np.prod(new)) != size:
+    if math.prod(new) != size:
         raise ValueError(f"reshape: cannot reshape {shape_str(old)} ({size} elements) into "
-                         f"{shape_str(new)} ({int(np.prod(new))} elements)")
+                         f"{shape_str(new)} ({math.prod(new)} elements)")
     return tuple(new)
 
 

@@ -21,6 +21,7 @@ Read top to bottom:
 """
 import functools
 import inspect
+import math
 import threading
 import time
 
@@ -711,7 +712,7 @@ class Tensor:
         """mean(x) = sum(x) * (1 / count); over an empty axis NaN (0 / 0), as numpy
         and PyTorch."""
         axes = normalize_axes("mean", axis, self.ndim)
-        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        count = math.prod(self.shape[a] for a in axes)
         return self.sum(axes, keepdims) * (1.0 / count if count else float("nan"))
 
     @torch_names(**DIM)
@@ -734,7 +735,7 @@ class Tensor:
         centered = self - self.mean(axes, keepdims=True)
         if correction == 0:
             return (centered * centered).mean(axes, keepdims)
-        count = int(np.prod([self.shape[a] for a in axes])) if axes else 1
+        count = math.prod(self.shape[a] for a in axes)
         dof = max(count - correction, 0)  # PyTorch: n - correction <= 0 gives inf/NaN
         return (centered * centered).sum(axes, keepdims) * (1.0 / dof if dof else float("inf"))
 
