@@ -194,3 +194,95 @@ def test_clip_grad_norm_of_one_tensor_matches_torch():
     want = torch.nn.utils.clip_grad_norm_(t, 1.5)
     assert total == pytest.approx(float(want), rel=1e-12)
     np.testing.assert_allclose(w.grad, t.grad.numpy(), rtol=1e-12)
+
+
+# ----- many small parameters: one flat update ---------------------------------------
+def _small_model_and_grads(steps, rng_seed=0):
+    """A model of many small parameters (the flat update's case) and a
+    gradient per parameter per step."""
+    manual_seed(0)
+    model = nn.TransformerEncoderLayer(8, 2, 16)
+    rng = np.random.default_rng(rng_seed)
+    grads = [[rng.standard_normal(p.shape).astype(np.float32) for p in model.parameters()]
+             for _ in range(steps)]
+    return model, grads
+
+
+def _run(name, flat, steps=4, missing=None, between=None):
+    """Weights and states after `steps` steps, the update flat or one by one.
+    `missing` = (step, index): that parameter has no gradient at that step;
+    `between(step, opt)` runs before each step."""
+    model, grads = _small_model_and_grads(steps)
+    opt = OPTIMIZERS[name](model.parameters())
+    assert (opt._flat is not None) is True  # many small parameters: the flat update is chosen
+    if not flat:
+        opt._flat = None
+    for step, step_grads in enumerate(grads):
+        for i, (p, g) in enumerate(zip(model.parameters(), step_grads)):
+            p.grad = None if missing == (step, i) else g.astype(p.dtype)  # a copy
+        if between is not None:
+            between(step, opt)
+        opt.step()
+    return [p.data.copy() for p in model.parameters()], opt
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_the_flat_update_is_the_one_by_one_update(name):
+    flat, flat_opt = _run(name, flat=True)
+    one, one_opt = _run(name, flat=False)
+    assert flat_opt._flat is not None  # it stayed flat all the way
+    for a, b in zip(flat, one):
+        np.testing.assert_array_equal(a, b)  # the same arithmetic, number for number
+    for s, t in zip(flat_opt.state, one_opt.state):  # each parameter's state reads the same
+        assert s.keys() == t.keys()
+        for key in s:
+            np.testing.assert_array_equal(s[key], t[key])
+
+
+@pytest.mark.parametrize("name", OPTIMIZERS)
+def test_a_missing_gradient_ends_the_flat_update_and_the_state_carries_on(name):
+    flat, flat_opt = _run(name, flat=True, missing=(2, 1))
+    one, one_opt = _run(name, flat=False, missing=(2, 1))
+    assert flat_opt._flat is None  # one by one from the missing gradient on
+    for a, b in zip(flat, one):
+        np.testing.assert_array_equal(a, b)
+    if "t" in one_opt.state[0]:  # Adam's step counts: the skipped parameter is one behind
+        assert [s["t"] for s in flat_opt.state] == [s["t"] for s in one_opt.state]
+        assert flat_opt.state[1]["t"] == flat_opt.state[0]["t"] - 1
+
+
+def test_a_state_replaced_by_the_user_is_used():
+    def reset_m(step, opt):
+        if step == 2:
+            opt.state[0]["m"] = np.zeros_like(opt.state[0]["m"])  # a new array, not the view
+
+    flat, flat_opt = _run("adam", flat=True, between=reset_m)
+    one, _ = _run("adam", flat=False, between=reset_m)
+    assert flat_opt._flat is None
+    for a, b in zip(flat, one):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("change", ["cast", "step count"])
+def test_a_cast_or_a_step_count_written_by_hand_ends_the_flat_update(change):
+    def between(step, opt):
+        if step == 2 and change == "cast":
+            for p in opt.params:
+                grad = p.grad
+                p.data = p.data.astype(np.float64)
+                p.grad = grad.astype(np.float64)
+        if step == 2 and change == "step count":
+            opt.state[1]["t"] = 10  # that parameter's bias correction changes
+
+    flat, flat_opt = _run("adam", flat=True, between=between)
+    one, _ = _run("adam", flat=False, between=between)
+    assert flat_opt._flat is None
+    for a, b in zip(flat, one):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_large_parameters_are_updated_one_by_one():
+    """The flat copies pay only for small parameters; a weight of a
+    million numbers is updated where it is."""
+    assert optim.Adam(nn.Linear(1000, 1000).parameters())._flat is None
+    assert optim.Adam([nn.Parameter(np.zeros(3))])._flat is None  # one parameter: nothing to join
