@@ -263,9 +263,12 @@ def test_a_state_replaced_by_the_user_is_used():
         np.testing.assert_array_equal(a, b)
 
 
-@pytest.mark.parametrize("change", ["cast", "step count"])
-def test_a_cast_or_a_step_count_written_by_hand_ends_the_flat_update(change):
+@pytest.mark.parametrize("change", ["cast", "step count", "shared weights"])
+def test_a_cast_a_step_count_or_shared_weights_end_the_flat_update(change):
     def between(step, opt):
+        if step == 2 and change == "shared weights":  # two weights in one array: both updates land
+            a, b = opt.params[0], opt.params[1]
+            b.data = a.data.reshape(-1)[:b.size].reshape(b.shape)
         if step == 2 and change == "cast":
             for p in opt.params:
                 grad = p.grad

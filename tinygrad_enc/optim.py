@@ -133,10 +133,12 @@ class _FlatStep:
     def fits(self, params, states):
         """True while the flat step computes what the one-by-one step would:
         every parameter has a gradient, the shapes and dtype are unchanged,
-        and no one replaced a parameter's state (opt.state[i]) in between."""
+        each weight owns its memory (a view might share it with another one,
+        whose update would then overwrite this one's), and no one replaced a
+        parameter's state (opt.state[i]) in between."""
         dtype = self.dtype
         if not all(p.grad is not None and p.dtype == dtype and p.shape == shape
-                   for p, shape in zip(params, self.shapes)):
+                   and p.data.base is None for p, shape in zip(params, self.shapes)):
             return False
         return all(all(state.get(key) is view for state, view in zip(states, views))
                    for key, (_, views) in self.shared.items()) and \
