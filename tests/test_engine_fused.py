@@ -213,3 +213,77 @@ def test_topological_order_with_and_without_constants():
                 assert all(position[id(p)] < position[id(t)] for p in t._ctx.parents
                            if id(p) in position)
     assert [t for t, _ in walk_backward(out)] == without[::-1]
+
+
+# ----- backward reusing the gradient arrays only the walk holds ---------------------------
+def _encoder_and_loss(seed=0, causal=False):
+    from tinygrad_enc import manual_seed
+    manual_seed(seed)
+    layer = nn.TransformerEncoderLayer(16, 4, 32)
+    x = Tensor(np.random.default_rng(seed).standard_normal((3, 5, 16)), dtype=np.float32)
+    mask = nn.causal_mask(5) if causal else None
+    out = layer(x, mask=mask)
+    return layer, F.cross_entropy(out.reshape(15, 16), np.arange(15) % 16)
+
+
+@pytest.mark.parametrize("causal", [False, True])
+def test_backward_reusing_arrays_gives_the_same_numbers_as_the_walk_without(causal):
+    """backward() lets linear_relu and softmax overwrite the gradient they get
+    (and adds into a sum in place) when only the walk holds it: the same
+    arithmetic, so the same numbers, bit for bit, as a walk that never reuses."""
+    layer, loss = _encoder_and_loss(causal=causal)
+    loss.backward()
+    reused = {name: p.grad.copy() for name, p in layer.named_parameters()}
+    kept = {}
+    for tensor, g in walk_backward(loss):  # reuse=False: every gradient is left as it was made
+        kept[id(tensor)] = (g, g.copy())
+    for name, p in layer.named_parameters():
+        g, copy = kept[id(p)]
+        np.testing.assert_array_equal(reused[name], g, err_msg=name)
+    assert all(np.array_equal(g, copy) for g, copy in kept.values())  # none was overwritten later
+
+
+def test_the_ops_that_may_overwrite_are_told_so_only_by_backward(monkeypatch):
+    told = []
+    for op in (ops.Linear, ops.Softmax, ops.LayerNorm):
+        original = op.backward
+
+        def spy(self, g, owned=False, original=original):
+            told.append((self.op_name, owned))
+            return original(self, g, owned)
+        monkeypatch.setattr(op, "backward", spy)
+    layer, loss = _encoder_and_loss()
+    list(walk_backward(loss))
+    assert told and not any(owned for _, owned in told)  # a plain walk: never
+    told.clear()
+    loss.backward()
+    assert {name for name, owned in told if owned} == {"linear_relu", "softmax", "layer_norm",
+                                                       "linear"}
+
+
+@pytest.mark.parametrize("relu", [False, True])
+def test_linear_backward_writes_into_g_only_when_it_owns_it(relu):
+    rng = np.random.default_rng(0)
+    x, w, b = rng.standard_normal((4, 3)), rng.standard_normal((5, 3)), rng.standard_normal(5)
+    g = rng.standard_normal((4, 5))
+    results = []
+    for owns in (False, True):
+        op = ops.Linear()
+        op.needs_grad = (True, True, True)
+        op.forward(x, w, b, relu=relu)
+        given = g.copy()
+        results.append(op.backward(given, owns))
+        assert np.array_equal(given, g) == (not owns or not relu)  # relu's mask lands in g
+    for a, b_ in zip(*results):
+        np.testing.assert_array_equal(a, b_)
+
+
+def test_viz_edges_keep_the_gradients_they_were_told():
+    """A walk with on_edge never reuses: the gradients a drawing labels edges
+    with stay as they were sent, even when backward() would have reused them."""
+    layer, loss = _encoder_and_loss()
+    edges = []
+    for _ in walk_backward(loss, on_edge=lambda parent, consumer, g: edges.append((g, g.copy())),
+                           reuse=True):
+        pass
+    assert edges and all(np.array_equal(g, copy) for g, copy in edges)

@@ -34,10 +34,19 @@ class Op:
     boolean inputs become float32 first (PyTorch's default dtype; numpy
     would give float64). array_inputs: attributes holding arrays the op read
     besides its tensors (a mask, an index), which a drawing shows as inputs.
+
+    fresh_grads: every array the backward returns is new, and the op keeps
+    none of them (the walk may then hand one on as the next op's to
+    overwrite). overwrites_grad: the backward takes `backward(g, owned)`,
+    and the walk passes owned=True when no one else holds g: the op may then
+    compute in place in g instead of making an array of g's size
+    (tensor.walk_backward, reuse=True).
     """
     float_result = False
     array_inputs = ()
     out_version = 0  # the output's version when the op made it (in-place ops raise it)
+    fresh_grads = False
+    overwrites_grad = False
 
     @property
     def op_name(self):
@@ -65,6 +74,8 @@ class Sub(Op):
 
 
 class Mul(Op):
+    fresh_grads = True
+
     def forward(self, a, b):
         self.a, self.b = a, b
         return a * b
@@ -77,6 +88,7 @@ class Mul(Op):
 
 class Div(Op):
     float_result = True
+    fresh_grads = True
 
     def forward(self, a, b):
         self.b = b
@@ -233,6 +245,7 @@ class MatMul(Op):
     """a @ b with numpy's rules: batch dimensions broadcast, 1-D operands are a
     row (left) or a column (right) vector that is dropped from the result.
     (tensor.py checks the shapes before it gets here.)"""
+    fresh_grads = True
 
     def forward(self, a, b):
         self.a, self.b = a, b
@@ -446,7 +459,7 @@ class Softmax(Op):
     gives all zeros (PyTorch gives NaN there): a query that may attend to no
     key receives nothing."""
     float_result = True
-
+    fresh_grads = overwrites_grad = True
 
     def forward(self, x, axis):
         self.axis = axis
@@ -457,10 +470,11 @@ class Softmax(Op):
         self.out = e
         return e
 
-    def backward(self, g):
+    def backward(self, g, owned=False):
         # d/dx softmax: s * (g - sum(g * s))
         s = self.out
-        grad = g - _dot_along(g, s, self.axis)
+        dot = _dot_along(g, s, self.axis)
+        grad = np.subtract(g, dot, out=g) if owned else g - dot
         grad *= s  # in place: one fewer array of the scores' size
         return grad
 
@@ -497,6 +511,7 @@ class LayerNorm(Op):
     with ones or one einsum, never an array of squares, and it keeps one
     array of x's size (x_hat) for the backward."""
     float_result = True
+    fresh_grads = overwrites_grad = True
 
     op_name = "layer_norm"
 
@@ -515,12 +530,19 @@ class LayerNorm(Op):
         y += bias.reshape(-1)
         return y.reshape(x.shape)
 
-    def backward(self, g):
+    def backward(self, g, owned=False):
         # with gx = g * weight: dx = (gx - mean(gx) - x_hat * mean(gx * x_hat)) / sigma,
         # d weight = sum over the rows of g * x_hat, d bias = sum over the rows of g
         x_hat, weight, scale = self.x_hat, self.weight, self.scale
         g = g.reshape(x_hat.shape)
-        gx = g if weight is None else g * weight.reshape(-1)
+        if weight is None:
+            gx = g
+        else:
+            needs = self.needs_grad
+            grad_w = np.einsum("ij,ij->j", g, x_hat).reshape(weight.shape) if needs[1] else None
+            grad_b = (np.ones(g.shape[0], g.dtype) @ g).reshape(weight.shape) if needs[2] else None
+            w = weight.reshape(-1)  # then gx = g * weight, in g itself when it is ours
+            gx = np.multiply(g, w, out=g) if owned else g * w
         grad = x_hat * (np.einsum("ij,ij->i", gx, x_hat)[:, None] * -scale)  # the one new array
         grad += gx
         grad -= (gx @ np.ones(gx.shape[1], gx.dtype))[:, None] * scale
@@ -528,10 +550,7 @@ class LayerNorm(Op):
         grad = grad.reshape(self.shape)
         if weight is None:
             return grad
-        needs = self.needs_grad
-        return (grad if needs[0] else None,
-                np.einsum("ij,ij->j", g, x_hat).reshape(weight.shape) if needs[1] else None,
-                (np.ones(g.shape[0], g.dtype) @ g).reshape(weight.shape) if needs[2] else None)
+        return (grad if needs[0] else None), grad_w, grad_b
 
 
 # ===== API breadth: the primitives the tensor API is composed from ============
@@ -744,6 +763,7 @@ class Linear(Op):
     (F.linear_relu, the feed-forward network's max(0, x W_1 + b_1)): y
     before the relu is never kept, and the relu's mask is read back from
     the output."""
+    fresh_grads = overwrites_grad = True
 
     def forward(self, x, weight, bias=None, *, relu=False):
         self.x, self.weight, self.relu = x, weight, relu
@@ -754,12 +774,13 @@ class Linear(Op):
             self.out = np.maximum(y, 0, out=y)  # NaN stays NaN, as in ReLU
         return y.reshape(x.shape[:-1] + weight.shape[:1])
 
-    def backward(self, g):
+    def backward(self, g, owned=False):
         # dx = g W,  dW = g^T x,  db = sum of g over the rows; with relu, g is
         # first zeroed where the output is not > 0 (ReLU's backward)
         rows = _rows(g)  # (rows, out)
-        if self.relu:
-            rows = rows * (self.out > 0)
+        if self.relu:  # in g itself when it is ours to overwrite
+            mask = _rows(self.out) > 0
+            rows = np.multiply(rows, mask, out=rows) if owned else rows * mask
         needs = self.needs_grad
         grad_x = (rows @ self.weight).reshape(self.x.shape) if needs[0] else None
         grad_w = rows.T @ _rows(self.x) if needs[1] else None

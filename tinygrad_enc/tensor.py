@@ -212,12 +212,19 @@ def topological_order(root, include_constants=False):
     return order
 
 
-def walk_backward(root, grad=None, on_edge=None):
+def walk_backward(root, grad=None, on_edge=None, reuse=False):
     """Yield (tensor, gradient) for every tensor of the graph behind `root`
     that requires grad, outputs before inputs; each gradient is complete when
     yielded. `backward` keeps the leaves' gradients. `on_edge(parent,
     consumer, g)`, if given, is told of every gradient an op sends to one of
-    its inputs (viz labels the edges with them)."""
+    its inputs (viz labels the edges with them).
+
+    reuse=True promises that the caller keeps no yielded gradient of a tensor
+    an op made (backward keeps only the leaves'). The walk may then let an
+    op's backward overwrite the gradient it is given, when the walk holds the
+    only reference to it: a sum the walk made, or a gradient an op with
+    `fresh_grads` returned (so an array of the activations' size is reused
+    instead of made again; ops.Op.overwrites_grad)."""
     if not root._requires_grad:
         raise RuntimeError("backward: this tensor does not require grad (no input of the "
                            "ops that made it had requires_grad=True, or it was made under no_grad)")
@@ -237,21 +244,27 @@ def walk_backward(root, grad=None, on_edge=None):
             raise ValueError(f"backward: grad has shape {shape_str(grad.shape)} but the output "
                              f"has shape {shape_str(root.shape)}")
     grads = {id(root): grad}
-    summed = set()  # keys whose gradient is a sum this walk made: only those are added to in place
+    owned = set()  # keys whose gradient only the walk holds: sums go into it in place
+    reuse = reuse and on_edge is None  # on_edge may keep what it is told
     observing = bool(_state.observers)
     for tensor in reversed(topological_order(root)):
-        g = grads.pop(id(tensor), None)
+        key = id(tensor)
+        g = grads.pop(key, None)
         if g is None:  # no consumer passed a gradient back
             continue
-        summed.discard(id(tensor))
         yield tensor, g
         ctx = tensor._ctx
         if ctx is None:
+            owned.discard(key)
             continue
         _check_versions(tensor, ctx)
-        sent = _observed(ctx, "backward", ctx.backward, g) if observing else ctx.backward(g)
+        # g is the op's to overwrite if only the walk holds it (and the caller keeps no yielded g)
+        args = (g, True) if reuse and key in owned and ctx.overwrites_grad else (g,)
+        owned.discard(key)
+        sent = _observed(ctx, "backward", ctx.backward, *args) if observing else ctx.backward(*args)
         if type(sent) is not tuple:
             sent = (sent,)
+        fresh = reuse and ctx.fresh_grads
         for parent, needs, pg in zip(ctx.parents, ctx.needs_grad, sent):
             if not needs or pg is None:
                 continue
@@ -261,11 +274,13 @@ def walk_backward(root, grad=None, on_edge=None):
             key = id(parent)
             if key not in grads:
                 grads[key] = pg
-            elif key in summed and np.result_type(grads[key], pg) == grads[key].dtype:
-                grads[key] += pg  # a sum made below, which nothing else holds
+                if fresh and pg is not g:
+                    owned.add(key)
+            elif key in owned and np.result_type(grads[key], pg) == grads[key].dtype:
+                grads[key] += pg  # an array only the walk holds
             else:  # out of place: a backward may hand the same array to two inputs
                 grads[key] = grads[key] + pg
-                summed.add(key)
+                owned.add(key)
 
 
 def _check_versions(tensor, ctx):
@@ -472,7 +487,7 @@ class Tensor:
         gradient, an array of self's shape. The graph is kept, so a second call
         adds the same leaf gradients again (like PyTorch with retain_graph).
         """
-        for tensor, g in walk_backward(self, grad):
+        for tensor, g in walk_backward(self, grad, reuse=True):  # only the leaves' are kept
             if tensor._ctx is None:
                 # a new array each time, never written in place: it may be an
                 # array the caller assigned to .grad, or one a backward shares
