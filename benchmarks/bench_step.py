@@ -11,8 +11,10 @@ cross_entropy over all B*T positions -> zero_grad, backward, Adam step.
 
 Reported per configuration:
 - ms per step: the median over the timed steps, after warm-up. Ours and
-  PyTorch's (eager, float32, the same thread count) run interleaved, a few
-  steps each in turn, so a neighbour's load falls on both alike.
+  PyTorch's (eager, float32, the same thread count) each run in a process
+  of its own, interleaved, a few steps each in turn, so a neighbour's load
+  falls on both alike and neither library's memory use changes the other's
+  (see timing_worker).
 - the GEMM floor: the step's matrix-product FLOPs (forward, and the two
   products of each backward) over numpy's float32 GEMM rate, measured now on
   exactly those products. No numpy engine can take less than this.
@@ -30,6 +32,7 @@ OPENBLAS_CORETYPE, if set, picks an older, slower kernel: benchmark with
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import statistics
 import subprocess
@@ -121,20 +124,63 @@ def torch_step(cfg):
 STEPS = {"ours": ours_step, "torch": torch_step}
 
 
-def interleaved_medians(steps, warmup, timed, turn):
-    """Median seconds per call of each function in `steps` (a dict), after
-    `warmup` calls each; they take turns, `turn` calls at a time."""
-    for step in steps.values():
-        for _ in range(warmup):
-            step()
-    times = {name: [] for name in steps}
-    while len(next(iter(times.values()))) < timed:
-        for name, step in steps.items():
-            for _ in range(min(turn, timed - len(times[name]))):
+def timing_worker(library, cfg, threads, conn):
+    """Run in a process of its own: build the library's step, then for each
+    number n received run n steps and send back their times in seconds;
+    None ends it. A process per library, so that neither sees the other's
+    memory: glibc's malloc sets its trim threshold from the largest block a
+    process has freed, so one library's warm-up would decide how often the
+    other's steps hand pages back to the system and fault them in again."""
+    if library == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    with threadpool_limits(limits=threads, user_api="blas"):
+        step = STEPS[library](cfg)
+        for n in iter(conn.recv, None):
+            times = []
+            for _ in range(n):
                 start = time.perf_counter()
                 step()
-                times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+                times.append(time.perf_counter() - start)
+            conn.send(times)
+
+
+def interleaved_medians(libraries, cfg, threads, warmup, timed, turn):
+    """Median seconds per step of each library, after `warmup` steps each;
+    each runs in a process of its own (timing_worker) and they take turns,
+    `turn` steps at a time, so that a neighbour's load falls on both alike
+    (the process not in its turn waits, taking no CPU)."""
+    context = multiprocessing.get_context("spawn")  # fresh processes, whatever the parent imported
+    workers = {}
+    try:
+        for library in libraries:
+            ours, theirs = context.Pipe()
+            process = context.Process(target=timing_worker, args=(library, cfg, threads, theirs),
+                                      daemon=True)
+            process.start()
+            workers[library] = process, ours
+        times = {library: [] for library in libraries}
+
+        def run(library, n):
+            process, conn = workers[library]
+            conn.send(n)
+            try:
+                return conn.recv()
+            except EOFError:
+                raise RuntimeError(f"the {library} timing process ended (exit code "
+                                   f"{process.exitcode}); its error is above") from None
+
+        for library in libraries:
+            run(library, warmup)
+        while len(times[libraries[0]]) < timed:
+            for library in libraries:
+                times[library] += run(library, min(turn, timed - len(times[library])))
+    finally:
+        for process, conn in workers.values():
+            if process.is_alive():
+                conn.send(None)
+            process.join(timeout=30)
+    return {library: statistics.median(t) for library, t in times.items()}
 
 
 # ----- the GEMM floor -------------------------------------------------------------
@@ -211,10 +257,8 @@ def peak_memory(library, cfg, steps, threads):
 # ----- one configuration: every figure ---------------------------------------------------
 def measure(name, cfg, threads, plan, with_torch, torch_memory=True):
     warmup, timed, turn, memory_steps = plan
-    steps = {"ours": ours_step(cfg)}
-    if with_torch:
-        steps["torch"] = torch_step(cfg)
-    ms = {lib: s * 1e3 for lib, s in interleaved_medians(steps, warmup, timed, turn).items()}
+    steps = ["ours", "torch"] if with_torch else ["ours"]
+    ms = {lib: s * 1e3 for lib, s in interleaved_medians(steps, cfg, threads, warmup, timed, turn).items()}
     floor_s, flops = gemm_floor(cfg, repeats=max(3, timed // 4))
     memory = {lib: peak_memory(lib, cfg, memory_steps, threads) for lib in steps
               if lib == "ours" or torch_memory}
