@@ -508,8 +508,11 @@ class LayerNorm(Op):
     subtract, square, add eps, sqrt, divide, times weight, plus bias): layer
     norm runs twice per encoder layer, on every token. It works on x as a
     matrix, one row per token: each row's sums are one matrix-vector product
-    with ones or one einsum, never an array of squares, and it keeps one
-    array of x's size (x_hat) for the backward."""
+    with ones or one einsum, never an array of squares. It keeps no array of
+    x's size for the backward, only each row's mean and 1/sigma: the
+    backward makes x_hat again from x, which the graph keeps anyway, in the
+    array that becomes dx (with the affine part; without it x_hat is the
+    output)."""
     float_result = True
     fresh_grads = overwrites_grad = True
 
@@ -519,34 +522,40 @@ class LayerNorm(Op):
         self.shape, self.weight = x.shape, weight
         rows = x.reshape(math.prod(x.shape[:axes[0]]), math.prod(x.shape[axes[0]:]))
         self.scale = 1 / max(rows.shape[1], 1)  # 1/n
-        x_hat = rows - (rows @ np.ones(rows.shape[1], x.dtype))[:, None] * self.scale
+        self.mean = (rows @ np.ones(rows.shape[1], x.dtype))[:, None] * self.scale
+        x_hat = rows - self.mean
         variance = np.einsum("ij,ij->i", x_hat, x_hat) * self.scale
         self.inv_sigma = (1.0 / np.sqrt(variance + eps))[:, None]
         x_hat *= self.inv_sigma
-        self.x_hat = x_hat
         if weight is None:
+            self.x_hat = x_hat  # the output itself
             return x_hat.reshape(x.shape)
-        y = x_hat * weight.reshape(-1)
+        self.rows = rows  # x: the backward makes x_hat again from it
+        y = np.multiply(x_hat, weight.reshape(-1), out=x_hat)  # y = x_hat * weight + bias, in place
         y += bias.reshape(-1)
         return y.reshape(x.shape)
 
     def backward(self, g, owned=False):
         # with gx = g * weight: dx = (gx - mean(gx) - x_hat * mean(gx * x_hat)) / sigma,
         # d weight = sum over the rows of g * x_hat, d bias = sum over the rows of g
-        x_hat, weight, scale = self.x_hat, self.weight, self.scale
-        g = g.reshape(x_hat.shape)
+        weight, scale, inv_sigma = self.weight, self.scale, self.inv_sigma
         if weight is None:
-            gx = g
+            x_hat = self.x_hat
+            gx = g.reshape(x_hat.shape)
+            grad = x_hat * (np.einsum("ij,ij->i", gx, x_hat)[:, None] * -scale)  # the one new array
         else:
+            grad = self.rows - self.mean  # x_hat again: the one new array, which becomes dx
+            grad *= inv_sigma
+            g = g.reshape(grad.shape)
             needs = self.needs_grad
-            grad_w = np.einsum("ij,ij->j", g, x_hat).reshape(weight.shape) if needs[1] else None
+            grad_w = np.einsum("ij,ij->j", g, grad).reshape(weight.shape) if needs[1] else None
             grad_b = (np.ones(g.shape[0], g.dtype) @ g).reshape(weight.shape) if needs[2] else None
             w = weight.reshape(-1)  # then gx = g * weight, in g itself when it is ours
             gx = np.multiply(g, w, out=g) if owned else g * w
-        grad = x_hat * (np.einsum("ij,ij->i", gx, x_hat)[:, None] * -scale)  # the one new array
+            grad *= np.einsum("ij,ij->i", gx, grad)[:, None] * -scale
         grad += gx
         grad -= (gx @ np.ones(gx.shape[1], gx.dtype))[:, None] * scale
-        grad *= self.inv_sigma
+        grad *= inv_sigma
         grad = grad.reshape(self.shape)
         if weight is None:
             return grad
