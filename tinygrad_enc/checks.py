@@ -157,17 +157,21 @@ def check_mask(op, array, shape, name="mask", target="the tensor's shape"):
 def check_matmul(a, b):
     """a @ b's shapes (numpy's rules: batch dimensions broadcast, a 1-D operand
     is a row or a column vector)."""
-    pair = f"{shape_str(a)} @ {shape_str(b)}"
+    def pair():
+        return f"{shape_str(a)} @ {shape_str(b)}"
+
     if len(a) == 0 or len(b) == 0:
-        raise ValueError(f"matmul: {pair}: both operands need at least one dimension "
+        raise ValueError(f"matmul: {pair()}: both operands need at least one dimension "
                          "(use * for scalars)")
     k_a, k_b = a[-1], b[-2] if len(b) > 1 else b[0]
     if k_a != k_b:
-        raise ValueError(f"matmul: {pair}: inner sizes {k_a} and {k_b} differ")
+        raise ValueError(f"matmul: {pair()}: inner sizes {k_a} and {k_b} differ")
+    if a[:-2] == b[:-2] or not a[:-2] or not b[:-2]:
+        return  # the same batch dimensions, or none on one side
     try:
         np.broadcast_shapes(a[:-2], b[:-2])
     except ValueError:
-        raise ValueError(f"matmul: {pair}: batch dimensions {shape_str(a[:-2])} and "
+        raise ValueError(f"matmul: {pair()}: batch dimensions {shape_str(a[:-2])} and "
                          f"{shape_str(b[:-2])} do not broadcast") from None
 
 

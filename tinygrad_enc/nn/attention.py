@@ -101,15 +101,18 @@ class MultiHeadAttention(Module):
     def _check_inputs(self, query, key, value):
         for name, t in (("query", query), ("key", key), ("value", value)):
             _tensor("MultiHeadAttention", t, name)
-        shapes = f"query {shape_str(query.shape)}, key {shape_str(key.shape)}, " \
-                 f"value {shape_str(value.shape)}"
+
+        def shapes():
+            return f"query {shape_str(query.shape)}, key {shape_str(key.shape)}, " \
+                   f"value {shape_str(value.shape)}"
+
         for t in (query, key, value):
             if t.ndim != 3 or t.shape[-1] != self.d_model:
-                raise ValueError(f"MultiHeadAttention: {shapes}: each must be "
+                raise ValueError(f"MultiHeadAttention: {shapes()}: each must be "
                                  f"(B, T, d_model={self.d_model})")
         if not query.shape[0] == key.shape[0] == value.shape[0] or key.shape[1] != value.shape[1]:
-            raise ValueError(f"MultiHeadAttention: {shapes}: batch sizes must agree and key and "
-                             "value need the same length")
+            raise ValueError(f"MultiHeadAttention: {shapes()}: batch sizes must agree and key "
+                             "and value need the same length")
 
     @staticmethod
     def _combine_masks(mask, key_padding_mask, scores_shape):
