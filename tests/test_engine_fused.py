@@ -287,3 +287,24 @@ def test_viz_edges_keep_the_gradients_they_were_told():
                            reuse=True):
         pass
     assert edges and all(np.array_equal(g, copy) for g, copy in edges)
+
+
+def test_backward_reusing_arrays_leaves_the_graph_as_it_was():
+    """What backward overwrites is only gradients it made: the saved arrays,
+    every tensor's value and the caller's upstream gradient are untouched, so
+    a second backward adds exactly the same gradients again."""
+    from tinygrad_enc.tensor import topological_order
+    layer, loss = _encoder_and_loss(causal=True)
+    values = [(t, t.data.copy()) for t in topological_order(loss, include_constants=True)]
+    loss.backward()
+    first = {name: p.grad.copy() for name, p in layer.named_parameters()}
+    loss.backward()
+    for name, p in layer.named_parameters():
+        np.testing.assert_array_equal(p.grad, 2 * first[name], err_msg=name)
+    for t, value in values:
+        np.testing.assert_array_equal(t.data, value)
+    out = layer(Tensor(np.ones((2, 5, 16), np.float32)))
+    upstream = np.random.default_rng(1).standard_normal(out.shape).astype(np.float32)
+    kept = upstream.copy()
+    out.backward(upstream)
+    np.testing.assert_array_equal(upstream, kept)
