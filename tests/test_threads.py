@@ -1,4 +1,5 @@
-"""Grad mode and the running module are per thread, as in PyTorch.
+"""Grad mode and the running module are per thread, as in PyTorch; training
+in two threads at once keeps each one's backward and optimizer state apart.
 
 Each test interleaves two threads step by step with threading.Events (never
 sleeps), in the order that broke a process-wide state: one thread's no_grad
@@ -178,3 +179,47 @@ def test_no_grad_generator_gets_sent_values_and_returns():
     else:
         raise AssertionError("the generator should have returned")
     assert is_grad_enabled()
+
+
+def _train(seed, steps, before_step=None):
+    """A small encoder trained a few steps with Adam (the flat update) and
+    backward's reused arrays; its weights at the end."""
+    import tinygrad_enc.functional as F
+    from tinygrad_enc import optim
+    rng = np.random.default_rng(seed)
+    layer = nn.TransformerEncoderLayer(8, 2, 16, dropout=0.0)
+    for p in layer.parameters():  # the same start in every thread, whatever the global seed
+        p.data[...] = rng.standard_normal(p.shape) * 0.3
+    opt = optim.Adam(layer.parameters(), lr=0.01)
+    assert opt._flat is not None
+    x = Tensor(rng.standard_normal((2, 5, 8)), dtype=np.float32)
+    target = rng.integers(0, 8, 10)
+    for step in range(steps):
+        if before_step is not None:
+            before_step(step)
+        loss = F.cross_entropy(layer(x).reshape(10, 8), target)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return [p.data.copy() for p in layer.parameters()]
+
+
+def test_two_threads_training_at_once_get_what_each_gets_alone():
+    """Each thread's backward and optimizer step keep their state to
+    themselves: two models trained at once, each step of one starting while
+    the other's runs, end with exactly the weights each gets alone."""
+    alone = {seed: _train(seed, 4) for seed in (1, 2)}
+    turns = [threading.Event() for _ in range(9)]  # A's step 0, B's step 0, A's step 1, ...
+    turns[0].set()
+    got = {}
+
+    def runner(seed, offset):
+        def before_step(step):  # wait for this thread's turn, then let the other one start
+            wait(turns[2 * step + offset])
+            turns[2 * step + offset + 1].set()
+        return lambda: got.__setitem__(seed, _train(seed, 4, before_step))
+
+    run_threads(runner(1, 0), runner(2, 1))
+    for seed in (1, 2):
+        for a, b in zip(got[seed], alone[seed]):
+            np.testing.assert_array_equal(a, b)
