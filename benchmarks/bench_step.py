@@ -124,6 +124,15 @@ def torch_step(cfg):
 STEPS = {"ours": ours_step, "torch": torch_step}
 
 
+def thread_limits(library, threads):
+    """A block in which numpy's BLAS uses `threads` threads; for torch also
+    torch.set_num_threads (for the rest of the process: it runs one library)."""
+    if library == "torch":
+        import torch
+        torch.set_num_threads(threads)
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
 def timing_worker(library, cfg, threads, conn):
     """Run in a process of its own: build the library's step, then for each
     number n received run n steps and send back their times in seconds;
@@ -131,10 +140,7 @@ def timing_worker(library, cfg, threads, conn):
     memory: glibc's malloc sets its trim threshold from the largest block a
     process has freed, so one library's warm-up would decide how often the
     other's steps hand pages back to the system and fault them in again."""
-    if library == "torch":
-        import torch
-        torch.set_num_threads(threads)
-    with threadpool_limits(limits=threads, user_api="blas"):
+    with thread_limits(library, threads):
         step = STEPS[library](cfg)
         for n in iter(conn.recv, None):
             times = []
@@ -227,10 +233,7 @@ def _status_kib(field):
 def memory_worker(library, cfg, steps, threads):
     """Run in the child process: the step's peak resident memory above the
     memory at rest, in MiB."""
-    if library == "torch":
-        import torch
-        torch.set_num_threads(threads)
-    with threadpool_limits(limits=threads, user_api="blas"):
+    with thread_limits(library, threads):
         step = STEPS[library](cfg)
         at_rest = _status_kib("VmRSS")
         with open("/proc/self/clear_refs", "w") as f:
@@ -328,8 +331,6 @@ def main(argv=None):
         return None
 
     with_torch = not args.no_torch and torch_or_none() is not None
-    if with_torch:
-        torch_or_none().set_num_threads(args.threads)
     configs = {"tiny": TINY} if args.quick else CONFIGS if args.config == "all" else \
         {args.config: CONFIGS[args.config]}
     warmup, timed, turn, memory_steps = QUICK if args.quick else FULL

@@ -85,7 +85,7 @@ class Optimizer:
         if self._flat is not None and self._flat.fits(self.params, self.state):
             self._flat.step(self)
             return
-        self._flat = None  # a gradient missing or a dtype changed: one by one from now on
+        self._flat = None  # it no longer fits (_FlatStep.fits): one by one from now on
         for p, state in zip(self.params, self.state):
             if p.grad is not None:
                 self._update(p.data, p.grad, state)

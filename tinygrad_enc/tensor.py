@@ -274,7 +274,7 @@ def walk_backward(root, grad=None, on_edge=None, reuse=False):
             key = id(parent)
             if key not in grads:
                 grads[key] = pg
-                if fresh and pg is not g:
+                if fresh and pg is not g:  # not g itself, which an op may hand back (softmax)
                     owned.add(key)
             elif key in owned and np.result_type(grads[key], pg) == grads[key].dtype:
                 grads[key] += pg  # an array only the walk holds
