@@ -186,9 +186,16 @@ class Sigmoid(Op):
         return g * self.out * (1 - self.out)
 
 
+def _relu(x, out=None):
+    """max(x, 0); NaN stays NaN, as in PyTorch. Against a row of zeros, not
+    the number 0: numpy's maximum of an array and a scalar takes a loop
+    without SIMD (measured on (1024, 256) float32: 225 us against 80)."""
+    return np.maximum(x, np.zeros(x.shape[-1:], x.dtype), out=out)
+
+
 class ReLU(Op):
     def forward(self, x):
-        self.out = np.maximum(x, 0)  # NaN stays NaN, as in PyTorch
+        self.out = _relu(x)
         return self.out
 
     def backward(self, g):
@@ -780,7 +787,7 @@ class Linear(Op):
         if bias is not None:
             y += bias
         if relu:
-            self.out = np.maximum(y, 0, out=y)  # NaN stays NaN, as in ReLU
+            self.out = _relu(y, out=y)
         return y.reshape(x.shape[:-1] + weight.shape[:1])
 
     def backward(self, g, owned=False):
