@@ -204,3 +204,51 @@ def test_a_training_step_is_float32_end_to_end():
     floats += [a for state in opt.state for a in state.values() if isinstance(a, np.ndarray)]
     wrong = {str(a.dtype) for a in floats if a.dtype.kind not in "biu" and a.dtype != np.float32}
     assert not wrong, f"arrays of dtype {wrong} in a float32 training step"
+
+
+# ----- the softmax family's exp: with the rows' max as shift, or without --------
+def reference_log_softmax(x):
+    """log softmax in float64, shifted by each row's max."""
+    x = np.asarray(x, np.float64)
+    shifted = x - x.max(-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(-1, keepdims=True))
+
+
+# rows and which way _exp_rows takes them: unshifted where nothing over- or underflows
+EXP_CASES = {
+    "moderate": (0.0, False),
+    "near exp's overflow": (85.0, True),    # exp(x) overflows float32: shifted by the max
+    "far below zero": (-120.0, True),      # exp(x) underflows to 0: shifted by the max
+    "moderately negative": (-30.0, False),  # exp(-30) is a normal float32: kept unshifted
+}
+
+
+@pytest.mark.parametrize("case", EXP_CASES)
+def test_softmax_family_is_right_with_or_without_the_shift(case):
+    offset, shifted = EXP_CASES[case]
+    from tinygrad_enc import ops
+    x = (make_array((6, 32), seed=7) * 3 + offset).astype(np.float32)
+    assert (ops._exp_rows(x, -1)[2] is not None) == shifted
+    want = reference_log_softmax(x)
+    np.testing.assert_allclose(F.softmax(Tensor(x), axis=-1).data, np.exp(want), rtol=2e-6, atol=1e-9)
+    np.testing.assert_allclose(F.log_softmax(Tensor(x), axis=-1).data, want, rtol=2e-6, atol=2e-5)
+    target = np.arange(6) % 32
+    for smoothing in (0.0, 0.1):
+        q = np.full((6, 32), smoothing / 32)
+        q[np.arange(6), target] += 1 - smoothing
+        loss = F.cross_entropy(Tensor(x), target, label_smoothing=smoothing).item()
+        np.testing.assert_allclose(loss, -(q * want).sum(-1).mean(), rtol=2e-6)
+
+
+def test_softmax_rows_of_one_call_take_one_way():
+    """One row that would overflow shifts every row; each row is still right,
+    and a row far below zero next to normal rows is right too."""
+    x = make_array((4, 16), seed=8).astype(np.float32)
+    x[1] += 95.0    # overflows unshifted
+    x[2] -= 200.0   # underflows unshifted
+    x[3, :] = -1e9  # a row masked with a large finite number: uniform, as in PyTorch
+    got = F.softmax(Tensor(x), axis=-1).data
+    np.testing.assert_allclose(got, np.exp(reference_log_softmax(x)), rtol=2e-6, atol=1e-9)
+    np.testing.assert_allclose(got[3], 1 / 16, rtol=1e-6)
+    got_log = F.log_softmax(Tensor(x), axis=-1).data
+    np.testing.assert_allclose(got_log, reference_log_softmax(x), rtol=2e-6, atol=2e-5)

@@ -425,12 +425,31 @@ class Cat(Op):
 
 
 # ----- fused: softmax family ---------------------------------------------------
-def _stable_shift(x, axis):
-    """x - max(x): exp of it cannot overflow. A row that is all -inf (every
-    entry masked) is shifted by 0 instead of -inf, so it stays all -inf
-    (exp -> 0) instead of turning into NaN."""
+def _exp_rows(x, axis):
+    """(e, total, shift): e = exp(x - shift), a new array; total, the sum of e
+    along `axis`, kept as an axis of size 1; shift, None (x as it is) or the
+    max along `axis` (kept). Softmax and log-sum-exp come out the same for any
+    shift. The max is the usual one, as exp of x - max cannot overflow; but
+    numpy takes longer to find the max of short rows (attention's 32 keys)
+    than to take exp of them. So exp(x) is taken first, and kept when every
+    row's total is finite and so large that an entry that underflowed is below
+    eps^2 of it: then nothing was lost, and x was not rounded by a subtraction
+    either. Otherwise (logits near exp's overflow, inf, NaN, or a row far below
+    0) each row is shifted by its max. A row that is all -inf (every entry
+    masked) is shifted by 0, not -inf, so its entries stay 0 instead of NaN."""
+    with np.errstate(over="ignore", under="ignore"):  # either one sends the rows the other way
+        e = np.exp(x, out=np.empty_like(x))
+        total = _sum_along(e, axis)
+    if x.size == 0:
+        return e, total, None
+    info = np.finfo(e.dtype)
+    smallest = info.tiny / info.eps ** 2 * (x.size // total.size)  # float32: 8e-25 per entry of a row
+    if total.min() >= smallest and total.max() < np.inf:  # False for NaN as well
+        return e, total, None
     top = x.max(axis=axis, keepdims=True, initial=-np.inf)  # initial: an empty row has a max
-    return x - np.where(np.isfinite(top), top, 0)
+    shift = np.where(np.isfinite(top), top, 0)
+    np.exp(np.subtract(x, shift, out=e), out=e)
+    return e, _sum_along(e, axis), shift
 
 
 def _sum_last(x, axes):
@@ -470,9 +489,7 @@ class Softmax(Op):
 
     def forward(self, x, axis):
         self.axis = axis
-        e = np.asarray(_stable_shift(x, axis))  # a new array (0-d for a 0-d x)
-        np.exp(e, out=e)  # in place: the shifted scores become exp of them
-        total = _sum_along(e, axis)
+        e, total, _ = _exp_rows(x, axis)
         e *= 1 / np.where(total == 0, 1, total)  # one division per row, not per score
         self.out = e
         return e
@@ -487,18 +504,19 @@ class Softmax(Op):
 
 
 class LogSoftmax(Op):
-    """x_i - log sum_j exp(x_j) along `axis`, computed from the shifted x so it
-    stays finite for logits of +-1e4."""
+    """x_i - log sum_j exp(x_j) along `axis`, computed from x - max where a
+    shift is needed (_exp_rows), so it stays finite and exact for logits of +-1e4."""
     float_result = True
 
     op_name = "log_softmax"
 
     def forward(self, x, axis):
         self.axis = axis
-        shifted = _stable_shift(x, axis)
-        total = np.exp(shifted).sum(axis=axis, keepdims=True)
-        out = shifted - np.log(np.where(total == 0, 1, total))
-        self.softmax = np.exp(out)
+        e, total, shift = _exp_rows(x, axis)
+        total = np.where(total == 0, 1, total)
+        shifted = x if shift is None else x - shift  # x - max first: exact for logits of 1e4
+        out = shifted - np.log(total)
+        self.softmax = np.multiply(e, 1 / total, out=e)
         return out
 
     def backward(self, g):
@@ -814,8 +832,9 @@ class CrossEntropy(Op):
     the composed log_softmax * q, sum, scale (F.cross_entropy_composed) in
     one op. It never builds q or log p: log p at the target is
     shifted[target] - log sum exp(shifted), and sum_c log p_c is
-    sum_c shifted_c - C log sum exp(shifted). One array of the logits' size
-    is made, and becomes p for the backward.
+    sum_c shifted_c - C log sum exp(shifted), with shifted = logits - shift
+    (_exp_rows). One array of the logits' size is made, and becomes p for the
+    backward (with smoothing and shifted rows, a second one for the sums).
 
     logits (N, C), the one tensor input; target (N,) class indices, an
     array the op reads (like GetItem's index: no dtype promotion, no
@@ -830,11 +849,12 @@ class CrossEntropy(Op):
         self.target, self.kept, self.smoothing = target, kept, smoothing
         self.count = max(int(kept.sum()), 1)
         kept_rows = np.flatnonzero(kept)
-        shifted = _stable_shift(logits, -1)  # (N, C), the one new array
-        picked = shifted[kept_rows, target[kept_rows]]
-        row_sums = _sum_last(shifted, (1,))[:, 0] if smoothing else None
-        p = np.exp(shifted, out=shifted)
-        total = _sum_last(p, (1,))
+        p, total, shift = _exp_rows(logits, -1)  # exp(logits - shift): (N, C), the one new array
+        picked = logits[kept_rows, target[kept_rows]]
+        if shift is not None:  # the logits - max of the rows, as log p is made of them
+            picked = picked - shift[kept_rows, 0]
+        if smoothing:
+            row_sums = _sum_last(logits if shift is None else logits - shift, (1,))[:, 0]
         p *= 1 / total
         log_total = np.log(total[:, 0])
         loss = -(1.0 - smoothing) * (picked - log_total[kept_rows]).sum()
