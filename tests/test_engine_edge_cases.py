@@ -53,6 +53,16 @@ def test_repeated_rows_accumulate():
     np.testing.assert_array_equal(w.grad, np.array([[2.0] * 4, [0.0] * 4, [1.0] * 4]))
 
 
+def test_relu_keeps_nan_and_dtype_at_any_shape():
+    x = np.array([[np.nan, -np.inf, -0.0, 0.0, 3.0]], np.float32)
+    np.testing.assert_array_equal(Tensor(x).relu().data, [[np.nan, 0.0, 0.0, 0.0, 3.0]])
+    assert Tensor(np.float32(-2.0)).relu().data.shape == ()
+    assert Tensor(np.float32(-2.0)).relu().item() == 0.0
+    ints = Tensor(np.array([-2, 5])).relu().data
+    assert ints.dtype == np.int64 and ints.tolist() == [0, 5]
+    assert Tensor(np.zeros((3, 0), np.float32)).relu().shape == (3, 0)
+
+
 def test_relu_gradient_at_zero_is_zero():
     x = Tensor([-1.0, 0.0, 2.0], requires_grad=True)
     x.relu().sum().backward()
