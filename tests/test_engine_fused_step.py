@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tinygrad_enc.functional as F
-from tinygrad_enc import Tensor, manual_seed, nn, optim
+from tinygrad_enc import Tensor, manual_seed, nn, ops, optim
 from tinygrad_enc.gradcheck import gradcheck
 from tinygrad_enc.tensor import topological_order
 
@@ -226,7 +226,6 @@ EXP_CASES = {
 @pytest.mark.parametrize("case", EXP_CASES)
 def test_softmax_family_is_right_with_or_without_the_shift(case):
     offset, shifted = EXP_CASES[case]
-    from tinygrad_enc import ops
     x = (make_array((6, 32), seed=7) * 3 + offset).astype(np.float32)
     assert (ops._exp_rows(x, -1)[2] is not None) == shifted
     want = reference_log_softmax(x)
@@ -252,3 +251,14 @@ def test_softmax_rows_of_one_call_take_one_way():
     np.testing.assert_allclose(got[3], 1 / 16, rtol=1e-6)
     got_log = F.log_softmax(Tensor(x), axis=-1).data
     np.testing.assert_allclose(got_log, reference_log_softmax(x), rtol=2e-6, atol=2e-5)
+
+
+@pytest.mark.parametrize("offset, shifted", [(0.0, False), (720.0, True)])
+def test_softmax_family_gradchecks_with_and_without_the_shift(offset, shifted):
+    """float64: exp(x) overflows past 709, so offset 720 takes the shifted way."""
+    x = make_array((3, 5), seed=9) + offset
+    assert (ops._exp_rows(x, -1)[2] is not None) == shifted
+    target = np.array([0, 4, 2])
+    for fn in (lambda t: F.softmax(t, axis=-1), lambda t: F.log_softmax(t, axis=-1),
+               lambda t: F.cross_entropy(t, target, label_smoothing=0.1)):
+        assert gradcheck(fn, [Tensor(x, requires_grad=True, dtype=np.float64)])

@@ -157,8 +157,9 @@ def _structural_note(node, nodes) -> str:
     parents = [nodes[p] for p in node.parents]
     if not parents:
         return ""
-    if fused_text(node):
-        return fused_text(node)
+    fused = fused_text(node)
+    if fused:
+        return fused
     first = parents[0]
     if is_split(nodes, node):
         return f"split {first.name} into heads" if node.op == "reshape" else "(B, H, T, d_k)"
