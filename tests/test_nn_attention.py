@@ -208,3 +208,93 @@ def test_each_mask_is_checked_once(mha, monkeypatch):
     calls.clear()
     F.scaled_dot_product_attention(x, x, x, mask=nn.causal_mask(T))  # the public function checks
     assert calls == ["scaled_dot_product_attention"]
+
+
+# ----- what the graph keeps: no scores, and Z already laid out as the concat ------
+def _graph_of(out):
+    from tinygrad_enc.tensor import topological_order
+    return topological_order(out, include_constants=True)
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_the_scores_are_released_once_softmax_has_them(mha, masked):
+    """No backward reads the scores (softmax's reads the weights), so the
+    graph keeps their node (drawn, with its shape) but not their (B, H, T, T)
+    numbers; reading them is an error naming them, never stale or made-up
+    numbers. Backward is unchanged (the reference test below)."""
+    kwargs = dict(mask=nn.causal_mask(T), key_padding_mask=padding_mask(B, T, [T, 3])) if masked else {}
+    out = mha(leaf(B, T, D), **kwargs)
+    graph = _graph_of(out)
+    released = [t for t in graph if isinstance(t.data, tinygrad_enc.tensor.ReleasedValues)]
+    assert [t.data.what for t in released] == ["scores"] + (["masked_fill"] if masked else [])
+    assert {(t.shape, t.dtype, t.ndim, t.size) for t in released} == {
+        ((B, H, T, T), np.dtype(np.float64), 4, B * H * T * T)}
+    big = [t for t in graph if isinstance(t.data, np.ndarray) and t.data.shape == (B, H, T, T)]
+    assert [t.name for t in big] == ["attention weights"]  # the one (T, T) array per head kept
+    scores = released[0]
+    for read in (lambda d: np.asarray(d), lambda d: d[0], lambda d: d.mean(), lambda d: float(d),
+                 lambda d: d.copy(), lambda d: list(d)):
+        with pytest.raises(RuntimeError, match=r"scores \(2, 2, 5, 5\): its values were not kept"):
+            read(scores.data)
+    with pytest.raises(TypeError):
+        np.add(scores.data, 1.0)  # numpy's ufuncs refuse it
+    with pytest.raises(RuntimeError, match="values were not kept"):
+        scores.numpy().sum()
+    assert "values not kept" in repr(scores.data)
+    out.backward(randn(B, T, D, seed=1))  # backward never needed them
+    assert all(np.isfinite(p.grad).all() for p in mha.parameters())
+
+
+def test_released_scores_cannot_be_used_by_a_new_op(mha):
+    """A learner who digs the scores node out of the graph and computes with
+    it gets the error, not NaN or old numbers."""
+    out = mha(leaf(B, T, D))
+    scores = next(t for t in _graph_of(out) if t.name == "scores")
+    with pytest.raises(RuntimeError, match="scores .*: its values were not kept"):
+        scores.softmax(-1)
+    with pytest.raises(RuntimeError, match="values were not kept"):
+        scores.sum()
+
+
+def test_z_is_held_as_the_concatenation_of_the_heads(mha):
+    """Z (B, H, T, d_k) is made in the memory order (B, T, H, d_k), so the
+    concat of the heads is a view of it, not a copy; its values are those of
+    the plain product."""
+    x = leaf(B, T, D)
+    mha(x)
+    graph = _graph_of(mha(x))
+    z = next(t for t in graph if t.name == "Z")
+    concat = next(t for t in graph if t.name == "concat")
+    assert z.shape == (B, H, T, D // H) and concat.shape == (B, T, D)
+    assert np.shares_memory(z.data, concat.data) and concat.data.flags.c_contiguous
+    weights = next(t for t in graph if t.name == "attention weights")
+    v = z._ctx.parents[1]
+    np.testing.assert_array_equal(z.data, weights.data @ v.data)
+    np.testing.assert_array_equal(concat.data, (weights.data @ v.data).transpose(0, 2, 1, 3).reshape(B, T, D))
+
+
+def test_attention_values_and_gradients_match_a_composed_reference(mha):
+    """The whole attention (released scores, Z in the concat layout) against
+    the same function composed of plain tensor ops, in value and gradient."""
+    query = randn(B, T, D, seed=3)
+    blocked = nn.causal_mask(T)
+
+    def composed(x):
+        def heads(t, proj):
+            return (t @ proj.weight.T + proj.bias).reshape(B, T, H, D // H).transpose(1, 2)
+        q, k, v = heads(x, mha.q_proj), heads(x, mha.k_proj), heads(x, mha.v_proj)
+        scores = (q @ k.transpose(-2, -1)) / np.sqrt(D // H)
+        weights = scores.masked_fill(blocked, -np.inf).softmax(-1)
+        z = (weights @ v).transpose(1, 2).reshape(B, T, D)
+        return z @ mha.out_proj.weight.T + mha.out_proj.bias
+
+    upstream = randn(B, T, D, seed=4)
+    results = []
+    for fn in (lambda x: mha(x, mask=blocked), composed):
+        mha.zero_grad()
+        x = Tensor(query, requires_grad=True, dtype=np.float64)
+        out = fn(x)
+        out.backward(upstream)
+        results.append([out.data, x.grad] + [p.grad for p in mha.parameters()])
+    for ours, ref in zip(*results):
+        np.testing.assert_allclose(ours, ref, rtol=1e-11, atol=1e-13)

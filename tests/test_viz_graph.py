@@ -446,6 +446,21 @@ def test_values_on_a_non_scalar_output_and_on_big_tensors():
 
 
 @needs_renderer
+def test_values_say_the_released_scores_were_not_kept():
+    """Attention drops its scores' numbers once softmax has them (no backward
+    reads them): values=True still draws the scores node, and says so
+    instead of writing numbers; the weights next to it have theirs."""
+    manual_seed(0)
+    mha = nn.MultiHeadAttention(4, 1)
+    x = Tensor(np.random.default_rng(0).standard_normal((1, 2, 4)).astype(np.float32), requires_grad=True)
+    _, nodes, _ = parse(viz.draw_graph(mha(x).sum(), model=mha, values=True).source)
+    scores = [label for label, _ in nodes.values() if "scores = Q·Kᵀ/√d_k" in label]
+    weights = [label for label, _ in nodes.values() if "weights = softmax(scores)" in label]
+    assert len(scores) == 1 and "data: not kept (no backward reads it)" in scores[0]
+    assert "grad [" in scores[0]  # its gradient is computed by the walk all the same
+    assert len(weights) == 1 and "data [" in weights[0] and "not kept" not in weights[0]
+
+
 def test_autograd_basics_draws_its_neuron_with_values(tmp_path):
     sys.path.insert(0, str(ROOT / "demos"))
     import autograd_basics

@@ -17,7 +17,7 @@ from . import random as _random
 from .checks import (broadcast_shape, check_mask, flag, integer, normalize_axes, number,
                      shape_arg, shape_str, torch_names)
 from .ops import CrossEntropy, LayerNorm, Linear
-from .tensor import Tensor, apply, array_of
+from .tensor import Tensor, apply, array_of, release
 
 
 def _tensor(op, x, name="x"):
@@ -358,6 +358,10 @@ def scaled_dot_product_attention(q, k, v, mask=None, dropout_p=0.0):
     return _attention(q, k, v, mask, dropout_p)
 
 
+_SCORES_RELEASED = ("attention keeps the weights softmax made of the scores, not the scores "
+                    "(no backward reads them); MultiHeadAttention.attn_weights holds the weights")
+
+
 def _attention(q, k, v, mask, dropout_p):
     """scaled_dot_product_attention on arguments its caller has checked (q, k
     and v fit, mask is None or a boolean ndarray that broadcasts to the
@@ -366,12 +370,20 @@ def _attention(q, k, v, mask, dropout_p):
     # Q K^T / sqrt(d_k), scaling q: (T_q, d_k) numbers instead of the scores' (T_q, T_k)
     scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # (..., T_q, T_k)
     scores.name = names.SCORES
+    # no backward reads the scores' (T_q, T_k) numbers per head, so they go
+    # once used: masked_fill's backward reads only the mask, softmax's its output
     if mask is not None:
+        unmasked = scores
         scores = apply(ops.MaskedFill, scores, mask=mask, value=-np.inf)
+        release(unmasked, _SCORES_RELEASED)
     weights = softmax(scores, axis=-1)
+    release(scores, _SCORES_RELEASED)
     weights.name = names.WEIGHTS
     attended = dropout(weights, dropout_p, training=dropout_p > 0)
-    out = attended @ v
+    if attended.ndim == 4:  # (B, H, T_q, d_k) held as (B, T_q, H, d_k): concatenating the heads is free
+        out = apply(ops.MatMul, attended, v, layout=(0, 2, 1, 3))
+    else:
+        out = attended @ v
     out.name = names.Z
     return out, weights
 

@@ -251,12 +251,22 @@ class GELU(Op):
 class MatMul(Op):
     """a @ b with numpy's rules: batch dimensions broadcast, 1-D operands are a
     row (left) or a column (right) vector that is dropped from the result.
-    (tensor.py checks the shapes before it gets here.)"""
+    (tensor.py checks the shapes before it gets here.)
+
+    layout, for a product of stacks: the order of the result's axes in
+    memory. Attention's Z, (B, H, T, d_k), is made with layout=(0, 2, 1, 3):
+    held as (B, T, H, d_k), each token's heads side by side, so that
+    concatenating them, z.transpose(1, 2).reshape(B, T, H * d_k), is a view
+    and not a copy. The values are the same either way."""
     fresh_grads = True
 
-    def forward(self, a, b):
+    def forward(self, a, b, layout=None):
         self.a, self.b = a, b
-        return _matmul(a, b)
+        if layout is None:
+            return _matmul(a, b)
+        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+        held = np.empty([shape[axis] for axis in layout], np.result_type(a, b))
+        return np.matmul(a, b, out=held.transpose(np.argsort(layout)))
 
     def backward(self, g):
         # d(a@b)/da = g @ b^T,  d(a@b)/db = a^T @ g

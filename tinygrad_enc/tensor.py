@@ -184,6 +184,44 @@ def _observed(ctx, phase, fn, *args, **kwargs):
     return result
 
 
+class ReleasedValues:
+    """What a tensor's `.data` holds after `release`: its shape and dtype
+    (a drawing still shows the node, with its shape), and nothing else.
+    Anything that reads its numbers raises, saying which tensor and why."""
+    __slots__ = ("shape", "dtype", "what", "why")
+    __array_ufunc__ = None  # numpy's ufuncs refuse it (a TypeError), never compute on it
+
+    def __init__(self, shape, dtype, what, why):
+        self.shape, self.dtype, self.what, self.why = shape, dtype, what, why
+
+    ndim = property(lambda self: len(self.shape))
+    size = property(lambda self: math.prod(self.shape))
+
+    def _refuse(self, *args, **kwargs):
+        raise RuntimeError(f"{self.what} {shape_str(self.shape)}: its values were not kept: "
+                           f"{self.why}")
+
+    __array__ = __getitem__ = __iter__ = __float__ = __bool__ = _refuse
+
+    def __getattr__(self, name):  # .mean(), .flags, .copy(): every other use of an array
+        self._refuse()
+
+    def __repr__(self):
+        return f"<{self.what} {shape_str(self.shape)} {self.dtype}: values not kept>"
+
+
+def release(tensor, why):
+    """Drop the values of a tensor that a library function made, never hands
+    out, and no backward reads (attention's scores, once softmax has made the
+    weights from them). The graph keeps the tensor as a node, so a drawing
+    still shows it; its array is freed now instead of when the graph goes.
+    (PyTorch's autograd holds only what a backward saved; this graph holds
+    every node's values, so the largest ones nobody reads are let go here.)"""
+    made_by = tensor._ctx or getattr(tensor, "_origin", None)
+    what = tensor.name or getattr(made_by, "op_name", "tensor")
+    tensor.data = ReleasedValues(tensor.data.shape, tensor.data.dtype, what, why)
+
+
 # ----- 3. the graph walk ---------------------------------------------------------
 def topological_order(root, include_constants=False):
     """The tensors behind `root`, each once, every tensor after the tensors it

@@ -204,8 +204,13 @@ def _numbers(array) -> list[str]:
 
 
 def value_lines(data, grad, needs_grad: bool) -> list:
-    """The lines `draw_graph(values=True)` adds to a node: its data and its gradient."""
-    lines = [(f"data {line}" if k == 0 else f"     {line}", False, True) for k, line in enumerate(_numbers(data))]
+    """The lines `draw_graph(values=True)` adds to a node: its data and its
+    gradient. A tensor whose values the library released (attention's
+    scores: tensor.release) says so instead of showing numbers."""
+    if isinstance(data, np.ndarray):
+        lines = [(f"data {line}" if k == 0 else f"     {line}", False, True) for k, line in enumerate(_numbers(data))]
+    else:
+        lines = [("data: not kept (no backward reads it)", False, True)]
     if grad is not None:
         lines += [(f"grad {line}" if k == 0 else f"     {line}", False, True) for k, line in enumerate(_numbers(grad))]
     elif needs_grad is False:
