@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 import tinygrad_enc.functional as F
-from tinygrad_enc import Tensor, manual_seed, nn, ops, optim
+from tinygrad_enc import AnomalyError, Tensor, detect_anomaly, manual_seed, nn, ops, optim
 from tinygrad_enc.gradcheck import gradcheck
-from tinygrad_enc.tensor import topological_order
+from tinygrad_enc.tensor import apply, topological_order
 
 from conftest import CROSS_ENTROPY_CASES, leaf, make_array
 
@@ -262,3 +262,54 @@ def test_softmax_family_gradchecks_with_and_without_the_shift(offset, shifted):
     for fn in (lambda t: F.softmax(t, axis=-1), lambda t: F.log_softmax(t, axis=-1),
                lambda t: F.cross_entropy(t, target, label_smoothing=0.1)):
         assert gradcheck(fn, [Tensor(x, requires_grad=True, dtype=np.float64)])
+
+
+# ----- softmax over its own input (overwrite=True, as attention calls it) ----------
+def _overwritten_softmax(x, axis=-1):
+    """Softmax written into its input's array: the input here is x * 1, an
+    intermediate that nothing else reads, as attention's scores are."""
+    return apply(ops.Softmax, x * 1.0, axis=axis, overwrite=True)
+
+
+@pytest.mark.parametrize("case", EXP_CASES)
+def test_softmax_over_its_input_is_the_same_softmax(case):
+    """overwrite=True decides on the shift before exp (x is then gone), from
+    x's extremes; in every case it is the softmax of the separate array."""
+    offset, _ = EXP_CASES[case]
+    x = (make_array((6, 32), seed=7) * 3 + offset).astype(np.float32)
+    array = x.copy()
+    e, total, _ = ops._exp_rows(array, -1, overwrite=True)
+    assert e is array  # written into x's own array, no new one
+    got = _overwritten_softmax(Tensor(x)).data
+    np.testing.assert_allclose(got, np.exp(reference_log_softmax(x)), rtol=2e-6, atol=1e-9)
+    np.testing.assert_allclose(got, F.softmax(Tensor(x), axis=-1).data, rtol=2e-6, atol=1e-12)
+
+
+def test_softmax_over_its_input_with_masked_rows_nan_and_other_axes():
+    x = make_array((4, 3, 8), seed=10).astype(np.float32)
+    x[0, 1, :5] = -np.inf   # masked keys
+    x[1, 2] = -np.inf       # every key masked: zeros, not NaN
+    x[2, 0, 3] += 95.0      # would overflow unshifted
+    x[3, 1, 2] = np.nan     # NaN stays in its row only, as without overwrite
+    for axis in (-1, (2,), 1):
+        want = F.softmax(Tensor(x), axis=axis).data
+        got = _overwritten_softmax(Tensor(x), axis=axis).data
+        np.testing.assert_allclose(got, want, rtol=2e-6, atol=1e-12, equal_nan=True)
+    assert np.all(_overwritten_softmax(Tensor(x)).data[1, 2] == 0)
+
+
+@pytest.mark.parametrize("offset", [0.0, 720.0])
+def test_softmax_over_its_input_gradchecks(offset):
+    x = make_array((3, 5), seed=9) + offset
+    assert gradcheck(_overwritten_softmax, [Tensor(x, requires_grad=True, dtype=np.float64)])
+
+
+def test_detect_anomaly_sees_the_input_softmax_wrote_over():
+    """An observer is shown the input as it was, not the softmax written
+    over it: a +inf score makes NaN, and the report must not say the input
+    already held NaN."""
+    x = Tensor(np.array([[0.0, np.inf, 1.0]], np.float32), requires_grad=True)
+    with pytest.raises(AnomalyError) as caught, detect_anomaly():
+        _overwritten_softmax(x)
+    message = str(caught.value)
+    assert "the forward of softmax produced NaN" in message and "already held" not in message

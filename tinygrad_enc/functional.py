@@ -371,12 +371,13 @@ def _attention(q, k, v, mask, dropout_p):
     scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # (..., T_q, T_k)
     scores.name = names.SCORES
     # no backward reads the scores' (T_q, T_k) numbers per head, so they go
-    # once used: masked_fill's backward reads only the mask, softmax's its output
+    # once used: masked_fill's backward reads only the mask, softmax's its
+    # output, which it writes over the scores' array
     if mask is not None:
         unmasked = scores
         scores = apply(ops.MaskedFill, scores, mask=mask, value=-np.inf)
         release(unmasked, _SCORES_RELEASED)
-    weights = softmax(scores, axis=-1)
+    weights = apply(ops.Softmax, scores, axis=-1, overwrite=True)
     release(scores, _SCORES_RELEASED)
     weights.name = names.WEIGHTS
     attended = dropout(weights, dropout_p, training=dropout_p > 0)

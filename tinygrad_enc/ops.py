@@ -41,6 +41,10 @@ class Op:
     and the walk passes owned=True when no one else holds g: the op may then
     compute in place in g instead of making an array of g's size
     (tensor.walk_backward, reuse=True).
+
+    overwrite=True, a setting some forwards take (Softmax): the result may
+    be written into the first input's array. The caller promises that
+    nothing reads that array again (attention releases its scores).
     """
     float_result = False
     array_inputs = ()
@@ -435,31 +439,43 @@ class Cat(Op):
 
 
 # ----- fused: softmax family ---------------------------------------------------
-def _exp_rows(x, axis):
-    """(e, total, shift): e = exp(x - shift), a new array; total, the sum of e
-    along `axis`, kept as an axis of size 1; shift, None (x as it is) or the
-    max along `axis` (kept). Softmax and log-sum-exp come out the same for any
-    shift. The max is the usual one, as exp of x - max cannot overflow; but
-    numpy takes longer to find the max of short rows (attention's 32 keys)
-    than to take exp of them. So exp(x) is taken first, and kept when every
-    row's total is finite and so large that an entry that underflowed is below
-    eps^2 of it: then nothing was lost, and x was not rounded by a subtraction
-    either. Otherwise (logits near exp's overflow, inf, NaN, or a row far below
-    0) each row is shifted by its max. A row that is all -inf (every entry
-    masked) is shifted by 0, not -inf, so its entries stay 0 instead of NaN."""
+def _exp_rows(x, axis, overwrite=False):
+    """(e, total, shift): e = exp(x - shift), a new array (overwrite=True: x's
+    own, which the caller gives up); total, the sum of e along `axis`, kept
+    as an axis of size 1; shift, None (x as it is) or the max along `axis`
+    (kept). Softmax and log-sum-exp come out the same for any shift. The max
+    is the usual one, as exp of x - max cannot overflow; but numpy takes
+    longer to find the max of short rows (attention's 32 keys) than to take
+    exp of them. So exp(x) is taken first, and kept when every row's total is
+    finite and so large that an entry that underflowed is below eps^2 of it:
+    then nothing was lost, and x was not rounded by a subtraction either.
+    Otherwise (logits near exp's overflow, inf, NaN, or a row far below 0)
+    each row is shifted by its max. A row that is all -inf (every entry
+    masked) is shifted by 0, not -inf, so its entries stay 0 instead of NaN.
+    With overwrite, x is gone once exp is taken, so the choice is made before,
+    from x's extremes: unshifted when no entry is below log(smallest total)
+    and none so large that a row's sum could overflow."""
+    info = np.finfo(x.dtype)
+    row = math.prod(x.shape[a] for a in (axis if isinstance(axis, tuple) else (axis,)))
+    smallest = info.tiny / info.eps ** 2 * row  # float32: 8e-25 per entry of a row
+    if overwrite and x.size:
+        if np.log(smallest) <= x.min() and x.max() < np.log(info.max / row):  # False for NaN
+            return x, _sum_along(np.exp(x, out=x), axis), None
+        return _shifted_exp(x, axis, out=x)
     with np.errstate(over="ignore", under="ignore"):  # either one sends the rows the other way
         e = np.exp(x, out=np.empty_like(x))
         total = _sum_along(e, axis)
-    if x.size == 0:
+    if x.size == 0 or (total.min() >= smallest and total.max() < np.inf):  # False for NaN as well
         return e, total, None
-    info = np.finfo(e.dtype)
-    smallest = info.tiny / info.eps ** 2 * (x.size // total.size)  # float32: 8e-25 per entry of a row
-    if total.min() >= smallest and total.max() < np.inf:  # False for NaN as well
-        return e, total, None
+    return _shifted_exp(x, axis, out=e)
+
+
+def _shifted_exp(x, axis, out):
+    """_exp_rows shifted by each row's max, into `out` (which may be x)."""
     top = x.max(axis=axis, keepdims=True, initial=-np.inf)  # initial: an empty row has a max
     shift = np.where(np.isfinite(top), top, 0)
-    np.exp(np.subtract(x, shift, out=e), out=e)
-    return e, _sum_along(e, axis), shift
+    np.exp(np.subtract(x, shift, out=out), out=out)
+    return out, _sum_along(out, axis), shift
 
 
 def _sum_last(x, axes):
@@ -474,18 +490,23 @@ def _sum_last(x, axes):
     return (rows @ np.ones(rows.shape[1], dtype=x.dtype)).reshape(kept + (1,) * len(axes))
 
 
+def _along_last(axis, ndim):
+    """Is `axis` (an int, or a tuple as normalize_axes gives) just the last axis?"""
+    return ndim > 0 and axis in (-1, ndim - 1, (ndim - 1,))
+
+
 def _sum_along(x, axis):
-    """x summed along one axis, kept as an axis of size 1 (_sum_last when it is the last)."""
-    if x.ndim and axis in (-1, x.ndim - 1):
+    """x summed along `axis`, kept as axes of size 1 (_sum_last when it is the last)."""
+    if _along_last(axis, x.ndim):
         return _sum_last(x, (x.ndim - 1,))
     return x.sum(axis=axis, keepdims=True)
 
 
 def _dot_along(a, b, axis):
-    """sum(a * b) along one axis, kept: for the last axis one einsum, without
+    """sum(a * b) along `axis`, kept: for the last axis one einsum, without
     the array a * b (measured on softmax's (32, 8, 128, 128) float32: 2.6 ms
     against 5.8 ms)."""
-    if axis in (-1, a.ndim - 1) and a.ndim:
+    if _along_last(axis, a.ndim):
         return np.einsum("...i,...i->...", a, b)[..., None]
     return (a * b).sum(axis=axis, keepdims=True)
 
@@ -497,9 +518,9 @@ class Softmax(Op):
     float_result = True
     fresh_grads = overwrites_grad = True
 
-    def forward(self, x, axis):
+    def forward(self, x, axis, overwrite=False):
         self.axis = axis
-        e, total, _ = _exp_rows(x, axis)
+        e, total, _ = _exp_rows(x, axis, overwrite)
         e *= 1 / np.where(total == 0, 1, total)  # one division per row, not per score
         self.out = e
         return e

@@ -10,7 +10,9 @@ Read top to bottom:
    output as `_ctx`, with its input tensors (`parents`) and whatever its
    forward saved. Arrows point from outputs back to inputs only: no reference
    cycles, so dropping the last output frees every intermediate array by
-   reference counting alone.
+   reference counting alone. A library function may `release` sooner the
+   values of a tensor it made, never hands out and no backward reads
+   (attention's scores): the node stays in the graph, its array goes.
 3. The walk: `backward()` visits the graph once, in reverse topological order
    found by an iterative depth-first search (no recursion, so no depth
    limit). A node's gradient is complete when it is visited; it is handed to
@@ -155,7 +157,9 @@ def apply(op, *inputs, **kwargs):
     ctx = op()
     try:
         if _state.observers:  # they may ask which module ran the op, and on what
-            ctx.scope, ctx.input_arrays = _state.scope, arrays
+            # (what it was: an op given overwrite=True writes its result into its input)
+            ctx.scope = _state.scope
+            ctx.input_arrays = [a.copy() for a in arrays] if kwargs.get("overwrite") else arrays
             data = _observed(ctx, "forward", ctx.forward, *arrays, **kwargs)
         else:
             data = ctx.forward(*arrays, **kwargs)
