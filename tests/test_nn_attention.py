@@ -233,7 +233,7 @@ def test_the_scores_are_released_once_softmax_has_them(mha, masked):
     assert [t.name for t in big] == ["attention weights"]  # the one (T, T) array per head kept
     scores = released[0]
     for read in (lambda d: np.asarray(d), lambda d: d[0], lambda d: d.mean(), lambda d: float(d),
-                 lambda d: d.copy(), lambda d: list(d)):
+                 lambda d: d.copy(), lambda d: list(d), lambda d: len(d)):
         with pytest.raises(RuntimeError, match=r"scores \(2, 2, 5, 5\): its values were not kept"):
             read(scores.data)
     with pytest.raises(TypeError):

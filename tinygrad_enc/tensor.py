@@ -205,7 +205,7 @@ class ReleasedValues:
         raise RuntimeError(f"{self.what} {shape_str(self.shape)}: its values were not kept: "
                            f"{self.why}")
 
-    __array__ = __getitem__ = __iter__ = __float__ = __bool__ = _refuse
+    __array__ = __getitem__ = __iter__ = __len__ = __float__ = __bool__ = _refuse
 
     def __getattr__(self, name):  # .mean(), .flags, .copy(): every other use of an array
         self._refuse()
