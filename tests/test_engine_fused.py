@@ -16,7 +16,7 @@ import tinygrad_enc.functional as F
 from tinygrad_enc import Tensor, names, nn, ops
 from tinygrad_enc.gradcheck import gradcheck
 from tinygrad_enc.special import erf
-from tinygrad_enc.tensor import topological_order, walk_backward
+from tinygrad_enc.tensor import apply, topological_order, walk_backward
 
 from conftest import leaf, make_array
 
@@ -309,3 +309,27 @@ def test_backward_reusing_arrays_leaves_the_graph_as_it_was():
     kept = upstream.copy()
     out.backward(upstream)
     np.testing.assert_array_equal(upstream, kept)
+
+
+# ----- matmul's settings for attention: scale (Q·Kᵀ/√d_k) and layout (Z) -----------
+@pytest.mark.parametrize("settings", [dict(scale=0.25), dict(layout=(0, 2, 1, 3)),
+                                      dict(scale=0.5, layout=(0, 2, 1, 3))])
+def test_matmul_settings_are_the_composed_product(settings):
+    """apply(MatMul, a, b, scale=s, layout=...) is (a @ b) * s, in value and
+    gradient, whatever the memory order of the result."""
+    a0, b0 = make_array((2, 3, 4, 5), seed=11), make_array((2, 3, 5, 6), seed=12)
+    upstream = make_array((2, 3, 4, 6), seed=13)
+    scale = settings.get("scale", 1.0)
+    results = []
+    for fn in (lambda a, b: apply(ops.MatMul, a, b, **settings), lambda a, b: (a @ b) * scale):
+        a, b = Tensor(a0, requires_grad=True, dtype=np.float64), Tensor(b0, requires_grad=True, dtype=np.float64)
+        out = fn(a, b)
+        out.backward(upstream)
+        results.append((out.data, a.grad, b.grad))
+    for ours, composed in zip(*results):
+        np.testing.assert_allclose(ours, composed, rtol=1e-13, atol=1e-15)
+    held = results[0][0]
+    order = settings.get("layout", (0, 1, 2, 3))  # the result's axes in memory
+    assert held.transpose(order).flags.c_contiguous
+    inputs = [Tensor(x, requires_grad=True, dtype=np.float64) for x in (a0, b0)]
+    assert gradcheck(lambda a, b: apply(ops.MatMul, a, b, **settings), inputs)

@@ -133,8 +133,10 @@ def test_ops_are_named_in_the_papers_terms(built):
                  "reshape<br/><b>concat heads</b>", "<b>Q = x·W^Q</b>", "W^O  (8, 8)",
                  "layer_norm<br/>γ · (x − mean) / √(variance + ε) + β",
                  "linear_relu<br/>max(0, x·Wᵀ + b)",
-                 "getitem<br/>look up rows", "mul ×0.5", "2 heads, computed side by side"):
+                 "getitem<br/>look up rows", "matmul ×0.5<br/><b>scores = Q·Kᵀ/√d_k</b>",
+                 "2 heads, computed side by side"):
         assert text in source, text
+    assert "<mul ×" not in source  # the scale is in the scores' product, not an op on Q
     assert source.count("residual: x + sublayer(x)") == 4
     # Z's edge says what it carries, with its per-head shape (B, H, T, d_k)
     assert 'label="Z (1, 2, 5, 4)"' in source

@@ -367,8 +367,8 @@ def _attention(q, k, v, mask, dropout_p):
     and v fit, mask is None or a boolean ndarray that broadcasts to the
     scores), so that MultiHeadAttention's masks are checked once, where the
     learner passed them."""
-    # Q K^T / sqrt(d_k), scaling q: (T_q, d_k) numbers instead of the scores' (T_q, T_k)
-    scores = (q * (1.0 / math.sqrt(q.shape[-1]))) @ k.transpose(-2, -1)  # (..., T_q, T_k)
+    # Q K^T / sqrt(d_k) in one op, the product scaled in place: (..., T_q, T_k)
+    scores = apply(ops.MatMul, q, k.transpose(-2, -1), scale=1.0 / math.sqrt(q.shape[-1]))
     scores.name = names.SCORES
     # no backward reads the scores' (T_q, T_k) numbers per head, so they go
     # once used: masked_fill's backward reads only the mask, softmax's its

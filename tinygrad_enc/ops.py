@@ -257,20 +257,29 @@ class MatMul(Op):
     row (left) or a column (right) vector that is dropped from the result.
     (tensor.py checks the shapes before it gets here.)
 
+    Two settings, for attention:
+    scale, a number: (a @ b) * scale in one op, attention's scores
+    Q·Kᵀ/√d_k. The product is scaled in place, so no scaled copy of an
+    operand is made or kept; the backward scales its products the same way.
     layout, for a product of stacks: the order of the result's axes in
     memory. Attention's Z, (B, H, T, d_k), is made with layout=(0, 2, 1, 3):
     held as (B, T, H, d_k), each token's heads side by side, so that
     concatenating them, z.transpose(1, 2).reshape(B, T, H * d_k), is a view
     and not a copy. The values are the same either way."""
     fresh_grads = True
+    scale = None
 
-    def forward(self, a, b, layout=None):
-        self.a, self.b = a, b
+    def forward(self, a, b, layout=None, scale=None):
+        self.a, self.b, self.scale = a, b, scale
         if layout is None:
-            return _matmul(a, b)
-        shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
-        held = np.empty([shape[axis] for axis in layout], np.result_type(a, b))
-        return np.matmul(a, b, out=held.transpose(np.argsort(layout)))
+            out = _matmul(a, b)
+        else:
+            shape = np.broadcast_shapes(a.shape[:-2], b.shape[:-2]) + (a.shape[-2], b.shape[-1])
+            held = np.empty([shape[axis] for axis in layout], np.result_type(a, b))
+            out = np.matmul(a, b, out=held.transpose(np.argsort(layout)))
+        if scale is not None:
+            out *= scale
+        return out
 
     def backward(self, g):
         # d(a@b)/da = g @ b^T,  d(a@b)/db = a^T @ g
@@ -294,6 +303,10 @@ class MatMul(Op):
                 grad_b = np.swapaxes(a, -1, -2) @ g
             if self.b.ndim == 1:
                 grad_b = grad_b[..., 0]
+        if self.scale is not None:  # d(s a@b)/da = s g @ b^T, and for b the same: both new arrays
+            for grad in (grad_a, grad_b):
+                if grad is not None:
+                    grad *= self.scale
         return grad_a, grad_b
 
 

@@ -69,7 +69,7 @@ LEAF_TITLES = {  # (role, name, note) of the arrays an op reads besides its tens
     ("mask", "mask", "padding"): "padding mask (True = masked)",
     ("mask", "mask", "causal + padding"): "causal + padding mask (True = masked)",
 }
-SCALAR_OPS = {"mul": "×", "add": "+", "sub": "−", "div": "÷"}
+SCALAR_OPS = {"mul": "×", "add": "+", "sub": "−", "div": "÷", "matmul": "×"}  # matmul: its scale
 FUSED = {  # (op, its number of inputs) for one op in the engine: say what it does
     ("layer_norm", 1): "(x − mean) / √(variance + ε)",
     ("layer_norm", 3): "γ · (x − mean) / √(variance + ε) + β",

@@ -236,6 +236,8 @@ def trace(output, model=None) -> Trace:
             else:
                 node.scalars.append((position, float(p.data)))
         node.parents.extend(e.index for e in extra)
+        if op.op_name == "matmul" and op.scale is not None:  # attention's scores: Q·Kᵀ × 1/√d_k
+            node.scalars.append((len(op.parents), op.scale))
         tracer.index[id(t)] = node.index
     nodes = tracer.nodes
     _mark_skips(nodes)
