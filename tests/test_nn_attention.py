@@ -298,3 +298,21 @@ def test_attention_values_and_gradients_match_a_composed_reference(mha):
         results.append([out.data, x.grad] + [p.grad for p in mha.parameters()])
     for ours, ref in zip(*results):
         np.testing.assert_allclose(ours, ref, rtol=1e-11, atol=1e-13)
+
+
+def test_queries_and_keys_of_no_features_give_uniform_weights():
+    """d_k = 0: every score is an empty sum, 0, so the weights are uniform and
+    Z is the mean of the values (PyTorch gives the same), not a division by
+    zero in 1/sqrt(d_k)."""
+    q, v = Tensor(np.zeros((2, 3, 0))), Tensor(randn(2, 4, 5), requires_grad=True, dtype=np.float64)
+    k = Tensor(np.zeros((2, 4, 0)))
+    z, weights = F.scaled_dot_product_attention(q, k, v)
+    np.testing.assert_array_equal(weights.data, np.full((2, 3, 4), 0.25))
+    np.testing.assert_allclose(z.data, np.broadcast_to(v.data.mean(1, keepdims=True), (2, 3, 5)), rtol=1e-12)
+    z.sum().backward()
+    np.testing.assert_allclose(v.grad, np.full((2, 4, 5), 0.75), rtol=1e-12)  # 3 queries x 1/4
+    torch = pytest.importorskip("torch")
+    want = torch.nn.functional.scaled_dot_product_attention(
+        torch.zeros(2, 3, 0, dtype=torch.float64), torch.zeros(2, 4, 0, dtype=torch.float64),
+        torch.from_numpy(v.data))
+    np.testing.assert_allclose(z.data, want.numpy(), rtol=1e-12)

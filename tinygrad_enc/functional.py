@@ -367,8 +367,10 @@ def _attention(q, k, v, mask, dropout_p):
     and v fit, mask is None or a boolean ndarray that broadcasts to the
     scores), so that MultiHeadAttention's masks are checked once, where the
     learner passed them."""
-    # Q K^T / sqrt(d_k) in one op, the product scaled in place: (..., T_q, T_k)
-    scores = apply(ops.MatMul, q, k.transpose(-2, -1), scale=1.0 / math.sqrt(q.shape[-1]))
+    # Q K^T / sqrt(d_k) in one op, the product scaled in place: (..., T_q, T_k).
+    # d_k = 0: every score is an empty sum, 0, whatever the scale (PyTorch's uniform weights too)
+    d_k = q.shape[-1]
+    scores = apply(ops.MatMul, q, k.transpose(-2, -1), scale=1.0 / math.sqrt(d_k) if d_k else 1.0)
     scores.name = names.SCORES
     # no backward reads the scores' (T_q, T_k) numbers per head, so they go
     # once used: masked_fill's backward reads only the mask, softmax's its
