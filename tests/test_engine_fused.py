@@ -333,3 +333,18 @@ def test_matmul_settings_are_the_composed_product(settings):
     assert held.transpose(order).flags.c_contiguous
     inputs = [Tensor(x, requires_grad=True, dtype=np.float64) for x in (a0, b0)]
     assert gradcheck(lambda a, b: apply(ops.MatMul, a, b, **settings), inputs)
+
+
+def test_matmul_settings_match_torch():
+    """The scaled product and its gradients against PyTorch's (a @ b) * s."""
+    torch = pytest.importorskip("torch")
+    a0, b0 = make_array((2, 3, 4, 5), seed=14), make_array((2, 3, 5, 6), seed=15)
+    upstream = make_array((2, 3, 4, 6), seed=16)
+    a, b = (Tensor(x, requires_grad=True, dtype=np.float64) for x in (a0, b0))
+    out = apply(ops.MatMul, a, b, scale=0.125, layout=(0, 2, 1, 3))
+    out.backward(upstream)
+    ta, tb = (torch.tensor(x, requires_grad=True) for x in (a0, b0))
+    want = (ta @ tb) * 0.125
+    want.backward(torch.from_numpy(upstream))
+    for ours, theirs in ((out.data, want), (a.grad, ta.grad), (b.grad, tb.grad)):
+        np.testing.assert_allclose(ours, theirs.detach().numpy(), rtol=1e-12, atol=1e-14)

@@ -313,3 +313,20 @@ def test_detect_anomaly_sees_the_input_softmax_wrote_over():
         _overwritten_softmax(x)
     message = str(caught.value)
     assert "the forward of softmax produced NaN" in message and "already held" not in message
+
+
+def test_softmax_over_its_input_matches_torch():
+    """Value and gradient against torch.softmax, with a masked key and a row near overflow."""
+    torch = pytest.importorskip("torch")
+    x0 = make_array((3, 4, 6), seed=17)
+    x0[0, 1, :2] = -np.inf
+    x0[1, 2] += 700.0  # float64 exp overflows unshifted
+    upstream = make_array((3, 4, 6), seed=18)
+    x = Tensor(x0, requires_grad=True, dtype=np.float64)
+    out = _overwritten_softmax(x)
+    out.backward(upstream)
+    tx = torch.tensor(x0, requires_grad=True)
+    want = torch.softmax(tx, -1)
+    want.backward(torch.from_numpy(upstream))
+    np.testing.assert_allclose(out.data, want.detach().numpy(), rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(x.grad, tx.grad.numpy(), rtol=1e-10, atol=1e-14)

@@ -267,7 +267,6 @@ class MatMul(Op):
     concatenating them, z.transpose(1, 2).reshape(B, T, H * d_k), is a view
     and not a copy. The values are the same either way."""
     fresh_grads = True
-    scale = None
 
     def forward(self, a, b, layout=None, scale=None):
         self.a, self.b, self.scale = a, b, scale
